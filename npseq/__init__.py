@@ -1,0 +1,16 @@
+"""npseq: recurrent neural networks in pure NumPy, every gradient written by hand.
+
+Cells (one step): :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`.
+Layers (whole sequences, stacked, bidirectional): :class:`RNN`, :class:`LSTM`, :class:`GRU`.
+Both follow PyTorch's ``torch.nn`` API, parameter names, shapes and gate order.
+Gradient checking: :mod:`npseq.gradcheck`.
+"""
+from npseq.cell import GRUCell, LSTMCell, RNNCell
+from npseq.grad_mode import is_grad_enabled, no_grad
+from npseq.layers import GRU, LSTM, RNN
+from npseq import gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "no_grad",
+           "is_grad_enabled", "gradcheck"]

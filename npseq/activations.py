@@ -1,0 +1,65 @@
+"""Activation functions and their derivatives, written in terms of the *output*.
+
+Every backward step in npseq differentiates an activation from the value it produced, which
+the forward step keeps in its cache::
+
+    s = sigmoid(a)   ->  ds/da = s * (1 - s)
+    t = tanh(a)      ->  dt/da = 1 - t**2
+    y = relu(a)      ->  dy/da = 1 if y > 0 else 0
+
+``sigmoid`` is SciPy's ``expit``: it neither overflows nor warns for any finite input and
+keeps the input's dtype.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy.special import expit as sigmoid
+
+__all__ = ["Activation", "ACTIVATIONS", "sigmoid", "sigmoid_grad", "tanh", "tanh_grad",
+           "relu", "relu_grad", "get_activation"]
+
+tanh = np.tanh
+
+
+def sigmoid_grad(s):
+    """Derivative of the sigmoid at the point where it returned ``s``."""
+    return s * (1 - s)
+
+
+def tanh_grad(t):
+    """Derivative of tanh at the point where it returned ``t``."""
+    return 1 - t * t
+
+
+def relu(a):
+    """``max(a, 0)``."""
+    return np.maximum(a, 0)
+
+
+def relu_grad(y):
+    """Derivative of relu at the point where it returned ``y`` (0 at the kink, as PyTorch)."""
+    return (y > 0).astype(y.dtype)
+
+
+class Activation(NamedTuple):
+    """An activation and its derivative as a function of its output."""
+
+    name: str
+    fn: Callable[[np.ndarray], np.ndarray]
+    grad: Callable[[np.ndarray], np.ndarray]
+
+
+ACTIVATIONS = {
+    "tanh": Activation("tanh", tanh, tanh_grad),
+    "relu": Activation("relu", relu, relu_grad),
+    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_grad),
+}
+
+
+def get_activation(name: str, argname: str = "activation") -> Activation:
+    """Look up an activation by name; a clear ``ValueError`` names ``argname`` otherwise."""
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"{argname}: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]

@@ -1,0 +1,170 @@
+"""Cell objects: one time step, with PyTorch's ``torch.nn.RNNCell/LSTMCell/GRUCell`` API.
+
+Each call pushes its cache and each ``backward`` pops the most recent one, so a loop over time
+written by hand runs its backward in reverse order, as backpropagation through time does::
+
+    cell = npseq.LSTMCell(3, 5, seed=0)
+    state = None
+    for x_t in xs:                       # forward, t = 0, 1, 2
+        state = cell(x_t, state)
+    dstate = (dh, dc)
+    for t in reversed(range(3)):         # backward, t = 2, 1, 0
+        dx_t, dstate = cell.backward(dstate)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from npseq import grad_mode
+from npseq._validation import as_array, check_bool, check_dtype, check_int, check_shape, make_rng
+from npseq.cells import base, gru, lstm, rnn
+from npseq.module import Module
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell"]
+
+
+def uniform_init(rng, shapes: dict, hidden_size: int, dtype) -> dict:
+    """PyTorch's initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H)), in key order."""
+    bound = 1.0 / np.sqrt(hidden_size)
+    return {k: rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in shapes.items()}
+
+
+class _CellBase(Module):
+    """One step of a recurrent cell; subclasses fix the :class:`~npseq.cells.base.CellKind`."""
+
+    kind: base.CellKind
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
+        super().__init__(check_dtype(dtype))
+        self.input_size = check_int("input_size", input_size, minimum=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        self.bias = check_bool("bias", bias)
+        G, H = self.kind.num_gates, self.hidden_size
+        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        self.params = uniform_init(make_rng(seed), shapes, H, self.dtype)
+        self._init_grads()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"bias={self.bias}, dtype={self.dtype.name})")
+
+    # -- the public step -------------------------------------------------------------------
+    def __call__(self, x, state=None):
+        return self.forward(x, state)
+
+    def forward(self, x, state=None):
+        """One step: ``x`` of shape (B, input_size) or unbatched (input_size,).
+
+        ``state`` is the previous state (None for zeros); returns the new state. The cache
+        for :meth:`backward` is pushed unless inside :func:`npseq.no_grad`.
+        """
+        x = as_array("x", x, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected shape (batch, {self.input_size}) or "
+                             f"({self.input_size},), got {x.shape}")
+        unbatched = x.ndim == 1
+        xb = x[None] if unbatched else x
+        carry = self._carry_in("state", state, xb.shape[0], unbatched)
+        carry, cache = base.cell_forward(self.kind, xb, carry, self.params)
+        if grad_mode.is_grad_enabled():
+            self._push((cache, xb.shape[0], unbatched))
+        return self._carry_out(carry, unbatched)
+
+    def backward(self, dstate):
+        """Backward of the most recent :meth:`forward` call not yet paired with one.
+
+        Returns ``(dx, dstate_prev)`` and adds the parameter gradients into ``grads``.
+        """
+        cache, batch, unbatched = self._pop()
+        dcarry = self._carry_in("dstate", dstate, batch, unbatched, allow_none=False)
+        dx, dcarry_prev, dparams = base.cell_backward(self.kind, dcarry, cache, self.params)
+        self._accumulate(dparams)
+        dx = dx[0] if unbatched else dx
+        return dx, self._carry_out(dcarry_prev, unbatched)
+
+    # -- carry <-> public state ------------------------------------------------------------
+    def _carry_in(self, argname, state, batch, unbatched, allow_none=True):
+        """Public state (an array, or ``(h, c)`` for LSTM) -> carry tuple of (B, H) arrays."""
+        n = self.kind.num_states
+        expected = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
+        if state is None:
+            if not allow_none:
+                raise TypeError(f"{argname}: expected the gradient of the new state, got None")
+            return tuple(np.zeros((batch, self.hidden_size), self.dtype) for _ in range(n))
+        if n == 2:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{argname}: expected a tuple (h, c), got "
+                                f"{type(state).__name__}")
+            parts, names = state, (f"{argname}[0] (h)", f"{argname}[1] (c)")
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"{argname}: expected an array, got a {type(state).__name__} "
+                                f"(only LSTM states are tuples)")
+            parts, names = (state,), (argname,)
+        carry = []
+        for name, s in zip(names, parts):
+            if s is None:  # one half of an LSTM state or its gradient: zeros
+                s = np.zeros(expected, self.dtype)
+            s = check_shape(name, as_array(name, s, self.dtype), expected,
+                            "(hidden_size,)" if unbatched else "(batch, hidden_size)")
+            carry.append(s[None] if unbatched else s)
+        return tuple(carry)
+
+    def _carry_out(self, carry, unbatched):
+        carry = tuple(c[0] for c in carry) if unbatched else carry
+        return carry if len(carry) == 2 else carry[0]
+
+
+class RNNCell(_CellBase):
+    """Elman RNN cell, ``h = act(W_ih x + b_ih + W_hh h_prev + b_hh)``, as torch.nn.RNNCell.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    bias : bool
+        With ``bias_ih`` and ``bias_hh``.
+    nonlinearity : {"tanh", "relu"}
+    dtype : numpy.float64 (default) or numpy.float32
+    seed : None, int or numpy.random.Generator
+        Source of the initial weights, U(-1/sqrt(H), 1/sqrt(H)).
+
+    Examples
+    --------
+    >>> import numpy as np, npseq
+    >>> cell = npseq.RNNCell(3, 4, seed=0)
+    >>> h = cell(np.ones((2, 3)))
+    >>> dx, dh_prev = cell.backward(np.ones((2, 4)))
+    >>> dx.shape, dh_prev.shape
+    ((2, 3), (2, 4))
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
+                 dtype=np.float64, seed=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
+        super().__init__(input_size, hidden_size, bias, dtype, seed)
+
+
+class LSTMCell(_CellBase):
+    """LSTM cell with gate order (i, f, g, o), as torch.nn.LSTMCell.
+
+    ``h, c = cell(x, (h, c))``; ``dx, (dh_prev, dc_prev) = cell.backward((dh, dc))``, where
+    either of ``dh``, ``dc`` may be None for zero. Parameters as :class:`RNNCell` (no
+    ``nonlinearity``).
+    """
+
+    kind = lstm.LSTM
+
+
+class GRUCell(_CellBase):
+    """GRU cell with gate order (r, z, n), as torch.nn.GRUCell.
+
+    ``h = cell(x, h)``; ``dx, dh_prev = cell.backward(dh)``. Parameters as :class:`RNNCell`
+    (no ``nonlinearity``).
+    """
+
+    kind = gru.GRU

@@ -1,0 +1,86 @@
+"""Elman RNN cell: ``h = act(W_ih x + b_ih + W_hh h_prev + b_hh)``, act tanh or relu.
+
+Forward and backward of the recurrence, given the input projection
+``gx = W_ih x + b_ih`` (see :mod:`npseq.cells.base`).
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+
+from npseq.activations import get_activation
+from npseq.cells.base import CellKind, StepGrads
+
+
+class RNNCache(NamedTuple):
+    h_prev: np.ndarray  # (B, H) carry before the step
+    h: np.ndarray  # (B, H) act(a), the new carry
+
+
+def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
+    """One step of the Elman recurrence.
+
+    Parameters
+    ----------
+    gx : ndarray, shape (B, H)
+        Input projection ``W_ih x + b_ih``.
+    carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
+    p : dict with ``weight_hh (H, H)`` and optionally ``bias_hh (H,)``
+    nonlinearity : {"tanh", "relu"}
+
+    Returns
+    -------
+    carry : tuple ``(h,)``, h of shape (B, H)
+    cache : RNNCache
+
+    Notes
+    -----
+    ::
+
+        a = gx + W_hh h_prev + b_hh
+        h = act(a)
+    """
+    act = get_activation(nonlinearity, "nonlinearity")
+    (h_prev,) = carry
+    a = h_prev @ p["weight_hh"].T  # (B, H)
+    a += gx
+    if "bias_hh" in p:
+        a += p["bias_hh"]
+    h = act.fn(a)
+    return (h,), RNNCache(h_prev, h)
+
+
+def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh"):
+    """Backward of :func:`rnn_step_forward`.
+
+    Parameters
+    ----------
+    dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
+    cache : RNNCache
+    p : dict with ``weight_hh (H, H)``
+
+    Returns
+    -------
+    StepGrads
+        ``dgx = dgh = da`` and ``dcarry_prev = (dh_prev,)``.
+
+    Notes
+    -----
+    One line a derivative, in reverse order of the forward::
+
+        da = dh * act'(a)         act' from the output: 1 - h**2 (tanh), [h > 0] (relu)
+        dh_prev = da W_hh
+    """
+    act = get_activation(nonlinearity, "nonlinearity")
+    (dh,) = dcarry
+    da = dh * act.grad(cache.h)  # (B, H)
+    dh_prev = da @ p["weight_hh"]  # (B, H)
+    return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev,), dparams={})
+
+
+RNN_TANH = CellKind("RNN_TANH", 1, 1, partial(rnn_step_forward, nonlinearity="tanh"),
+                    partial(rnn_step_backward, nonlinearity="tanh"))
+RNN_RELU = CellKind("RNN_RELU", 1, 1, partial(rnn_step_forward, nonlinearity="relu"),
+                    partial(rnn_step_backward, nonlinearity="relu"))
