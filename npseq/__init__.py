@@ -8,9 +8,10 @@ Gradient checking: :mod:`npseq.gradcheck`.
 from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.grad_mode import is_grad_enabled, no_grad
 from npseq.layers import GRU, LSTM, RNN
+from npseq.tbptt import truncated_bptt
 from npseq import gradcheck
 
 __version__ = "0.1.0"
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "no_grad",
-           "is_grad_enabled", "gradcheck"]
+           "is_grad_enabled", "gradcheck", "truncated_bptt"]

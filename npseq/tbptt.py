@@ -1,0 +1,87 @@
+"""Truncated backpropagation through time over a long sequence.
+
+A long sequence is cut into chunks of ``k`` steps. Each chunk runs forward from the state the
+previous chunk ended in, so the forward pass over all chunks equals one pass over the whole
+sequence. Each chunk's backward stops at its first step: the gradient of the state it started
+from is dropped, which bounds memory and time per update by ``k`` steps, as when language
+models are trained on long texts::
+
+    state = None
+    for chunk in chunks of k steps:
+        out, state = model(chunk, state)          # carried forward
+        loss, dout = loss_and_grad(out, ...)
+        model.backward(dout)                      # no gradient into the previous chunk
+        optimizer step (optional)
+
+With ``k >= T`` this is plain BPTT over the whole sequence.
+"""
+from __future__ import annotations
+
+from npseq._validation import as_array, check_int
+
+__all__ = ["truncated_bptt", "time_chunks"]
+
+
+def time_chunks(T: int, k: int):
+    """The ``(start, stop)`` pairs that cut ``range(T)`` into chunks of ``k`` steps."""
+    T = check_int("T", T, minimum=1)
+    k = check_int("k", k, minimum=1)
+    return [(start, min(start + k, T)) for start in range(0, T, k)]
+
+
+def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
+    """Run a layer over ``x`` in chunks of ``k`` steps, back-propagating within each chunk.
+
+    Parameters
+    ----------
+    module : npseq.RNN, npseq.LSTM or npseq.GRU
+    x : array_like
+        The whole sequence in the layer's layout: (T, B, D), (B, T, D) with ``batch_first``,
+        or unbatched (T, D).
+    k : int
+        Steps per chunk (the truncation length).
+    loss_and_grad : callable ``(out, start, stop) -> (loss, dout)``
+        Loss of one chunk's output ``out`` (time steps ``start:stop`` of the sequence) and its
+        gradient, shaped like ``out``.
+    state : initial state, optional (None for zeros)
+    on_chunk : callable ``(start, stop, loss)``, optional
+        Called after each chunk's backward, e.g. to take an optimizer step and zero the
+        gradients. Without it, the gradients of all chunks add up in ``module.grads``.
+
+    Returns
+    -------
+    total_loss : float
+        Sum of the chunks' losses.
+    state : the state after the last step (carry it into the next call to continue).
+
+    Examples
+    --------
+    >>> import numpy as np, npseq
+    >>> m = npseq.GRU(2, 3, seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((10, 4, 2))
+    >>> def loss_and_grad(out, start, stop):
+    ...     return 0.5 * float(np.sum(out ** 2)), out
+    >>> loss, h = npseq.truncated_bptt(m, x, 4, loss_and_grad)
+    """
+    k = check_int("k", k, minimum=1)
+    if not callable(loss_and_grad):
+        raise TypeError(f"loss_and_grad: expected a callable (out, start, stop) -> "
+                        f"(loss, dout), got {type(loss_and_grad).__name__}")
+    if on_chunk is not None and not callable(on_chunk):
+        raise TypeError(f"on_chunk: expected a callable or None, got "
+                        f"{type(on_chunk).__name__}")
+    x = as_array("x", x, module.dtype)
+    time_axis = 1 if module.batch_first and x.ndim == 3 else 0
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x: expected a 3-D batch or a 2-D unbatched sequence, got shape "
+                         f"{x.shape}")
+    total = 0.0
+    for start, stop in time_chunks(x.shape[time_axis], k):
+        chunk = x[:, start:stop] if time_axis == 1 else x[start:stop]
+        out, state = module(chunk, state)
+        loss, dout = loss_and_grad(out, start, stop)
+        module.backward(dout)  # the gradient of the chunk's initial state is dropped
+        total += float(loss)
+        if on_chunk is not None:
+            on_chunk(start, stop, loss)
+    return total, state
