@@ -92,7 +92,7 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
 
 
 def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
-                      record: SequenceRecord, p: dict):
+                      record: SequenceRecord, p: dict, trace: bool = False):
     """Backward of :func:`sequence_forward`.
 
     Parameters
@@ -104,12 +104,19 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
         Gradient of the final carry (``h_n`` [and ``c_n``] of this layer and direction).
     record : SequenceRecord
     p : dict of the layer's parameters
+    trace : bool
+        Also return the gradient of the loss with respect to the carry at every step.
 
     Returns
     -------
     dx : ndarray, shape (T, B, D)
     dcarry0 : tuple, the gradient of the initial carry
     grads : dict, the gradient of every key of ``p``
+    dcarries : tuple of ndarrays of shapes (T, B, H_out) [and (T, B, H)], only with ``trace``
+        ``dcarries[k][t]`` is the total gradient of the carry that step t produced:
+        ``dL/dh_t`` after the output gradient of step t joined the gradient coming from the
+        step after it (and ``dL/dc_t`` for an LSTM), indexed by time in either direction.
+        It is zero at the padded steps of a sequence (a padded step produces no carry).
 
     Notes
     -----
@@ -128,9 +135,10 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     dgh = np.empty((T, B, gh_size), dtype=dout.dtype)  # (T, B, G*H)
     dparams = {}
     dcarry = dcarry_last
+    dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
     for t in reversed(_times(T, reverse)):
         if mask is None:
-            dcarry = (dcarry[0] + dout[t],) + dcarry[1:]
+            dcarry = dstep = (dcarry[0] + dout[t],) + dcarry[1:]
             g = kind.step_backward(dcarry, caches[t], p)
             dcarry = g.dcarry_prev
         else:
@@ -139,6 +147,8 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
             g = kind.step_backward(dstep, caches[t], p)
             # a padded step passed its carry through: its gradient passes back unchanged
             dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(g.dcarry_prev, dcarry))
+        for trace_k, d in zip(dcarries, dstep):
+            trace_k[t] = d
         dgx[t] = g.dgx
         dgh[t] = g.dgh
         for name, value in g.dparams.items():
@@ -147,4 +157,6 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     grads = param_grads(x, h_prev, dgx, dgh, p)
     grads.update(dparams)
     dx = dgx @ p["weight_ih"]  # (T, B, D)
+    if trace:
+        return dx, dcarry, grads, dcarries
     return dx, dcarry, grads

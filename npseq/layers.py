@@ -175,7 +175,7 @@ class _RNNBase(Module):
         return out, self._state_out(state_n, unbatched)
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, dout, dstate=None):
+    def backward(self, dout, dstate=None, *, trace=None):
         """Backward of the most recent forward call not yet paired with a backward.
 
         Parameters
@@ -183,6 +183,12 @@ class _RNNBase(Module):
         dout : array_like, the gradient of ``out``, shaped like it (None for zeros)
         dstate : gradient of the final state, shaped like it (None for zeros; for LSTM either
             half of the tuple may be None)
+        trace : dict, optional
+            If given, ``trace[(layer, direction)]`` is set to the gradient of the loss with
+            respect to the carry at every time step of that layer and direction: a tuple
+            ``(dh,)`` or ``(dh, dc)`` of arrays shaped (T, B, .) (time first, whatever
+            ``batch_first``; B = 1 for unbatched input); see
+            :func:`npseq.bptt.sequence_backward`.
 
         Returns
         -------
@@ -191,6 +197,8 @@ class _RNNBase(Module):
 
         The parameter gradients are added into :attr:`grads`.
         """
+        if trace is not None and not isinstance(trace, dict):
+            raise TypeError(f"trace: expected None or a dict to fill, got {type(trace).__name__}")
         tape = self._pop()
         B, unbatched = tape.batch, tape.unbatched
         if dout is None:
@@ -214,10 +222,12 @@ class _RNNBase(Module):
                 idx = layer * self.num_directions + direction
                 record = tape.records[layer][direction]
                 sfx = self._suffix(layer, direction)
-                dx, dcarry0, grads = sequence_backward(
+                dx, dcarry0, grads, *dtrace = sequence_backward(
                     self.kind, dlayer_out[:, :, direction * H_out:(direction + 1) * H_out],
                     tuple(d[idx] for d in dcarries), record,
-                    self._layer_params(layer, direction))
+                    self._layer_params(layer, direction), trace=trace is not None)
+                if trace is not None:
+                    trace[(layer, direction)] = dtrace[0]
                 self._accumulate({k + sfx: g for k, g in grads.items()})
                 for d0, d in zip(dstate0, dcarry0):
                     d0[idx] = d
