@@ -30,7 +30,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import CellKind, input_projection, param_grads
+from npseq.cells.base import CellKind, add_grads, input_projection, param_grads
 
 
 class SequenceRecord(NamedTuple):
@@ -151,11 +151,9 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
             trace_k[t] = d
         dgx[t] = g.dgx
         dgh[t] = g.dgh
-        for name, value in g.dparams.items():
-            dparams[name] = dparams[name] + value if name in dparams else value
+        add_grads(dparams, g.dparams)
     h_prev = np.stack([cache.h_prev for cache in caches])  # (T, B, H_out)
-    grads = param_grads(x, h_prev, dgx, dgh, p)
-    grads.update(dparams)
+    grads = add_grads(param_grads(x, h_prev, dgx, dgh, p), dparams)
     dx = dgx @ p["weight_ih"]  # (T, B, D)
     if trace:
         return dx, dcarry, grads, dcarries

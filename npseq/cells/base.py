@@ -22,7 +22,7 @@ matrix product each, for one step (``(B, .)`` arrays) or for a whole sequence
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -33,7 +33,19 @@ class StepGrads(NamedTuple):
     dgx: np.ndarray  # (B, G*H) gradient of the input projection gx = x W_ih^T + b_ih
     dgh: np.ndarray  # (B, G*H) gradient of the recurrent projection gh = h_prev W_hh^T + b_hh
     dcarry_prev: tuple  # ((B, H_out),) or ((B, H_out), (B, H)): gradient of the previous carry
-    dparams: dict  # gradients of the cell's other parameters (e.g. "weight_hr"), maybe empty
+    dparams: dict  # gradients of the cell's other parameters (e.g. "weight_hr"), maybe empty;
+    # a key the driver also forms ("weight_hh", "bias_hh") is added to its after-loop gradient
+
+
+class ParamSpec(NamedTuple):
+    """A parameter of a cell besides ``weight_ih``, ``weight_hh``, the biases and ``weight_hr``.
+
+    Layers name it with the layer suffix (``name + "_l0"``); ``p`` holds it as ``name``.
+    """
+
+    name: str  # e.g. "weight_ch"
+    shape: Callable[[int], tuple]  # hidden_size -> shape, e.g. lambda H: (3, H)
+    init: Optional[float] = None  # None: U(-1/sqrt(H), 1/sqrt(H)) as the weights; else filled
 
 
 class CellKind(NamedTuple):
@@ -41,6 +53,7 @@ class CellKind(NamedTuple):
 
     ``step_forward(gx, carry, p) -> (carry, cache)`` and
     ``step_backward(dcarry, cache, p) -> StepGrads``. Every cache has a field ``h_prev``.
+    See ``docs/custom_cells.md`` for writing one.
     """
 
     name: str  # "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
@@ -48,6 +61,7 @@ class CellKind(NamedTuple):
     num_states: int  # 1 for (h,), 2 for (h, c)
     step_forward: Callable[..., tuple]
     step_backward: Callable[..., StepGrads]
+    extra_params: tuple = ()  # ParamSpecs of the cell's own parameters (e.g. peepholes)
 
 
 def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
@@ -106,6 +120,12 @@ def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict):
     """
     g = kind.step_backward(dcarry, cache.step, p)
     dx = g.dgx @ p["weight_ih"]
-    dparams = param_grads(cache.x, cache.step.h_prev, g.dgx, g.dgh, p)
-    dparams.update(g.dparams)
+    dparams = add_grads(param_grads(cache.x, cache.step.h_prev, g.dgx, g.dgh, p), g.dparams)
     return dx, g.dcarry_prev, dparams
+
+
+def add_grads(total: dict, grads: dict) -> dict:
+    """Add the arrays of ``grads`` into ``total`` by key (a new key is taken as is)."""
+    for name, value in grads.items():
+        total[name] = total[name] + value if name in total else value
+    return total
