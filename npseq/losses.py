@@ -1,0 +1,215 @@
+"""Losses and their gradients, as ``torch.nn.functional`` computes them.
+
+Every loss returns ``(loss, grad)``: the loss as a Python float and its gradient with respect
+to the first argument, shaped like it (and of its dtype), ready to pass to a ``backward``::
+
+    loss, dlogits = losses.cross_entropy(logits, target)
+    model.backward(dlogits)
+
+Reductions are ``"mean"`` (the default, as PyTorch) and ``"sum"``. Every function is
+numerically stable: finite and warning-free for logits of any finite size (``+-1e4`` in
+float32 included). Where ``exp`` of a very negative number underflows to zero, zero is the
+correctly rounded result, so underflow is not reported.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from npseq._validation import as_array, check_shape
+from npseq.activations import sigmoid
+
+__all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits"]
+
+_REDUCTIONS = ("mean", "sum")
+
+
+def _float_array(name, value):
+    """A real array as float: float32 stays float32, anything else becomes float64."""
+    is32 = isinstance(value, np.ndarray) and value.dtype == np.float32
+    return as_array(name, value, np.float32 if is32 else np.float64)
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
+
+
+def _check_axis(axis, ndim):
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis: expected an integer, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis: expected an axis of an array with {ndim} dimensions, "
+                         f"got {axis}")
+
+
+def log_softmax(logits, axis=-1):
+    """``log softmax(z)`` along ``axis``, stable for any finite ``z``.
+
+    Notes
+    -----
+    ::
+
+        log_softmax(z)_k = (z_k - m) - log sum_j exp(z_j - m),   m = max_j z_j
+
+    Subtracting the maximum keeps every ``exp`` argument <= 0: no overflow, and the largest
+    term is exactly 1, so the sum is >= 1 and its log is finite.
+    """
+    z = _float_array("logits", logits)
+    _check_axis(axis, z.ndim)
+    shifted = z - z.max(axis=axis, keepdims=True)
+    with np.errstate(under="ignore"):
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(logits, axis=-1):
+    """``softmax(z)_k = exp(z_k) / sum_j exp(z_j)`` along ``axis``, as ``exp(log_softmax)``."""
+    with np.errstate(under="ignore"):
+        return np.exp(log_softmax(logits, axis))
+
+
+def _reduce(losses, weight, reduction):
+    """Weighted sum of per-position losses and the factor of each position's gradient.
+
+    ``"sum"``: ``L = sum w l``; ``"mean"``: ``L = sum w l / sum w`` (NaN when ``sum w = 0``,
+    as PyTorch; the gradient is then zero).
+    """
+    total = float(np.sum(losses * weight))
+    if reduction == "sum":
+        return total, weight
+    count = float(np.sum(weight))
+    if count == 0:
+        return float("nan"), weight
+    return total / count, weight / weight.dtype.type(count)
+
+
+def cross_entropy(logits, target, ignore_index=-100, mask=None, reduction="mean"):
+    """Softmax cross-entropy over the last axis, as ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+        Unnormalised scores; ``...`` may be (N,) for classification or (T, B) for a loss at
+        every time step.
+    target : array_like of int, shape (...)
+        Class indices in 0..C-1, or ``ignore_index``.
+    ignore_index : int, default -100
+        Positions whose target equals it count for nothing.
+    mask : array_like of bool, shape (...), optional
+        Positions where it is False count for nothing (e.g. padding past each sequence's
+        length).
+    reduction : {"mean", "sum"}
+        ``"mean"`` divides by the number of counted positions (NaN if there are none, as
+        PyTorch).
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray, shape (..., C)
+
+    Notes
+    -----
+    With ``p = softmax(z)``, ``y`` the target, ``w`` 1 at counted positions else 0, and
+    ``N = sum w`` for ``"mean"`` (``N = 1`` for ``"sum"``)::
+
+        l_n = -log p_n[y_n] = logsumexp(z_n) - z_n[y_n]
+        L   = sum_n w_n l_n / N
+        dz_n = w_n (p_n - onehot(y_n)) / N
+    """
+    z = _float_array("logits", logits)
+    if z.ndim == 0:
+        raise ValueError("logits: expected shape (..., C) with the classes last, got a scalar")
+    C = z.shape[-1]
+    y = np.asarray(target)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"target: expected an array of integer class indices, got dtype "
+                        f"{y.dtype}")
+    check_shape("target", y, z.shape[:-1], "(the shape of logits without its last axis)")
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index,
+                                                                     (int, np.integer)):
+        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
+    _check_reduction(reduction)
+    counted = y != ignore_index
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.dtype != np.bool_:
+            raise TypeError(f"mask: expected a boolean array (False = ignore), got dtype "
+                            f"{m.dtype}")
+        counted = counted & check_shape("mask", m, y.shape, "(the shape of target)")
+    bad = counted & ((y < 0) | (y >= C))
+    if np.any(bad):
+        raise ValueError(f"target: expected class indices in 0..{C - 1} or ignore_index "
+                         f"({ignore_index}), got {y[bad].flat[0]}")
+    y = np.where(counted, y, 0)[..., None]  # (..., 1), ignored positions point at class 0
+
+    logp = log_softmax(z)  # (..., C)
+    nll = -np.take_along_axis(logp, y, axis=-1)[..., 0]  # (...)
+    loss, w = _reduce(nll, counted.astype(z.dtype), reduction)
+    with np.errstate(under="ignore"):
+        dz = np.exp(logp)  # p
+    np.put_along_axis(dz, y, np.take_along_axis(dz, y, axis=-1) - 1, axis=-1)  # p - onehot(y)
+    dz *= w[..., None]
+    return loss, dz
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """Mean squared error, as ``torch.nn.functional.mse_loss``.
+
+    Parameters
+    ----------
+    pred : array_like, any shape
+    target : array_like, same shape
+    reduction : {"mean", "sum"}
+
+    Returns
+    -------
+    loss : float
+    dpred : ndarray shaped like ``pred``
+
+    Notes
+    -----
+    With ``N`` the number of elements for ``"mean"`` (1 for ``"sum"``)::
+
+        L     = sum (pred - target)**2 / N
+        dpred = 2 (pred - target) / N
+    """
+    pred = _float_array("pred", pred)
+    target = check_shape("target", as_array("target", target, pred.dtype), pred.shape,
+                         "(the shape of pred)")
+    _check_reduction(reduction)
+    diff = pred - target
+    loss, w = _reduce(diff * diff, np.ones_like(diff), reduction)
+    return loss, 2 * diff * w
+
+
+def bce_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Parameters
+    ----------
+    logits : array_like, any shape
+    target : array_like, same shape, values in [0, 1] (soft labels allowed)
+    reduction : {"mean", "sum"}
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray shaped like ``logits``
+
+    Notes
+    -----
+    With ``s = sigmoid(z)`` and ``N`` the number of elements for ``"mean"`` (1 for
+    ``"sum"``)::
+
+        l  = -(y log s + (1 - y) log(1 - s))
+           = max(z, 0) - z y + log(1 + exp(-|z|))      stable form, no overflow
+        L  = sum l / N
+        dz = (s - y) / N
+    """
+    z = _float_array("logits", logits)
+    y = check_shape("target", as_array("target", target, z.dtype), z.shape,
+                    "(the shape of logits)")
+    _check_reduction(reduction)
+    with np.errstate(under="ignore"):
+        nll = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    loss, w = _reduce(nll, np.ones_like(z), reduction)
+    return loss, (sigmoid(z) - y) * w

@@ -1,0 +1,476 @@
+"""Optimizers over ``params``/``grads`` dicts, with the semantics of ``torch.optim``.
+
+An optimizer holds the live arrays of ``model.params`` and ``model.grads`` (the same keys) and
+updates the parameters in place::
+
+    opt = optim.Adam(model.params, model.grads, lr=1e-3)
+    for x, y in batches:
+        opt.zero_grad()
+        out, _ = model(x)
+        loss, dout = losses.mse_loss(out, y)
+        model.backward(dout)
+        optim.clip_grad_norm(model.grads, 1.0)
+        opt.step()
+
+Each update rule is written in the ``Notes`` of its class, as in PyTorch's documentation, and
+gives the same numbers as ``torch.optim`` (the tests compare them to 1e-12 in float64).
+:class:`ParamVector` flattens parameters and gradients for ``scipy.optimize``.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
+           "ParamVector"]
+
+
+def _check_number(name, value, minimum=0.0, below=None):
+    """A real number ``>= minimum`` (and ``< below`` if given), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum or (below is not None and value >= below):
+        upper = f" and < {below}" if below is not None else ""
+        raise ValueError(f"{name}: expected a finite number >= {minimum}{upper}, got {value}")
+    return value
+
+
+def _check_betas(betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+    return (_check_number("betas[0]", betas[0], 0.0, 1.0),
+            _check_number("betas[1]", betas[1], 0.0, 1.0))
+
+
+def _check_params_grads(params, grads):
+    """Two dicts of float arrays with the same keys and shapes (the live arrays are kept)."""
+    for name, d in (("params", params), ("grads", grads)):
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{name}: expected a dict of parameter names to arrays (e.g. "
+                            f"model.{name}), got {type(d).__name__}")
+    missing = [k for k in params if k not in grads]
+    unexpected = [k for k in grads if k not in params]
+    if missing or unexpected:
+        raise KeyError(f"grads: expected the keys of params; missing {missing}, "
+                       f"unexpected {unexpected}")
+    if not params:
+        raise ValueError("params: expected at least one parameter, got an empty dict")
+    for k, p in params.items():
+        g = grads[k]
+        for name, a in ((f"params[{k!r}]", p), (f"grads[{k!r}]", g)):
+            if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+                raise TypeError(f"{name}: expected a float numpy array (updated in place), "
+                                f"got {type(a).__name__}"
+                                + (f" of dtype {a.dtype}" if isinstance(a, np.ndarray) else ""))
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{k!r}]: expected shape {p.shape} (that of params[{k!r}]), "
+                             f"got {g.shape}")
+    return dict(params), {k: grads[k] for k in params}
+
+
+class Optimizer:
+    """Base class: keeps the dicts, the learning rate and per-parameter state.
+
+    Subclasses implement ``_update(p, g, state)``, which changes ``p`` in place; ``state`` is
+    a dict of this parameter's buffers, empty before the first step.
+    """
+
+    def __init__(self, params, grads, lr):
+        self.params, self.grads = _check_params_grads(params, grads)
+        self.lr = lr
+        self.state = {k: {} for k in self.params}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; settable (e.g. by a schedule) between steps."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _check_number("lr", value)
+
+    def step(self):
+        """Update every parameter in place from its current gradient."""
+        for k, p in self.params.items():
+            self._update(p, self.grads[k], self.state[k])
+
+    def zero_grad(self):
+        """Set every gradient to zero (in place)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _update(self, p, g, state):
+        raise NotImplementedError
+
+    def __repr__(self):
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def _options(self):
+        return {"lr": self.lr}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    Parameters
+    ----------
+    params, grads : dict of str -> ndarray
+        The live parameters and their gradients (e.g. ``model.params``, ``model.grads``).
+    lr : float
+    momentum : float, default 0
+    dampening : float, default 0
+    nesterov : bool, default False
+        Needs ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+
+    Notes
+    -----
+    For each parameter ``p`` with gradient ``g`` (``b`` is the momentum buffer, which
+    starts as the first ``g``)::
+
+        g = g + weight_decay p
+        b = momentum b + (1 - dampening) g       (b = g at the first step)
+        g = g + momentum b                       with nesterov
+        g = b                                    without
+        p = p - lr g
+    """
+
+    def __init__(self, params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0):
+        super().__init__(params, grads, lr)
+        self.momentum = _check_number("momentum", momentum)
+        self.dampening = _check_number("dampening", dampening)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov: expected True or False, got {nesterov!r}")
+        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
+                             f"momentum={self.momentum}, dampening={self.dampening}")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check_number("weight_decay", weight_decay)
+
+    def _options(self):
+        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    def _update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            if "momentum_buffer" not in state:
+                b = state["momentum_buffer"] = g.copy()
+            else:
+                b = state["momentum_buffer"]
+                b *= self.momentum
+                b += (1 - self.dampening) * g
+            g = g + self.momentum * b if self.nesterov else b
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (L2 weight decay added to the gradient).
+
+    Parameters
+    ----------
+    params, grads : dict of str -> ndarray
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates.
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+
+    Notes
+    -----
+    At step ``t = 1, 2, ...``, with ``m`` and ``v`` starting at zero::
+
+        g = g + weight_decay p
+        m = beta1 m + (1 - beta1) g
+        v = beta2 v + (1 - beta2) g**2
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    """
+
+    decoupled = False  # AdamW: decay the weights directly instead of through the gradient
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, grads, lr)
+        self.betas = _check_betas(betas)
+        self.eps = _check_number("eps", eps)
+        self.weight_decay = _check_number("weight_decay", weight_decay)
+
+    def _options(self):
+        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+    def _update(self, p, g, state):
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay
+            else:
+                g = g + self.weight_decay * p
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
+        state["step"] += 1
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        m += (1 - beta1) * (g - m)  # m = beta1 m + (1 - beta1) g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        step_size = self.lr / (1 - beta1 ** t)
+        denom = np.sqrt(v) / np.sqrt(1 - beta2 ** t) + self.eps
+        p -= step_size * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    Parameters as :class:`Adam`, but ``weight_decay`` defaults to 1e-2.
+
+    Notes
+    -----
+    The weights decay directly, before the Adam step (which then uses ``g`` unchanged)::
+
+        p = p (1 - lr weight_decay)
+        m, v, p updated as in Adam with weight_decay = 0
+    """
+
+    decoupled = True
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, grads, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``.
+
+    Parameters
+    ----------
+    params, grads : dict of str -> ndarray
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Decay rate of the mean square.
+    eps : float, default 1e-8
+    momentum : float, default 0
+    centered : bool, default False
+        Normalise by the estimated variance instead of the mean square.
+    weight_decay : float, default 0
+
+    Notes
+    -----
+    With ``v``, ``mu`` and ``b`` starting at zero::
+
+        g  = g + weight_decay p
+        v  = alpha v + (1 - alpha) g**2
+        mu = alpha mu + (1 - alpha) g              centered only
+        d  = sqrt(v - mu**2) + eps                 centered
+        d  = sqrt(v) + eps                         otherwise
+        b  = momentum b + g / d ;  p = p - lr b    with momentum > 0
+        p  = p - lr g / d                          without
+    """
+
+    def __init__(self, params, grads, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0,
+                 centered=False, weight_decay=0.0):
+        super().__init__(params, grads, lr)
+        self.alpha = _check_number("alpha", alpha)
+        self.eps = _check_number("eps", eps)
+        self.momentum = _check_number("momentum", momentum)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"centered: expected True or False, got {centered!r}")
+        self.centered = bool(centered)
+        self.weight_decay = _check_number("weight_decay", weight_decay)
+
+    def _options(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
+                "centered": self.centered, "weight_decay": self.weight_decay}
+
+    def _update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if not state:
+            state["square_avg"] = np.zeros_like(p)
+            if self.centered:
+                state["grad_avg"] = np.zeros_like(p)
+            if self.momentum:
+                state["momentum_buffer"] = np.zeros_like(p)
+        v = state["square_avg"]
+        v *= self.alpha
+        v += (1 - self.alpha) * g * g
+        if self.centered:
+            mu = state["grad_avg"]
+            mu += (1 - self.alpha) * (g - mu)  # mu = alpha mu + (1 - alpha) g
+            d = np.sqrt(v - mu * mu) + self.eps
+        else:
+            d = np.sqrt(v) + self.eps
+        if self.momentum:
+            b = state["momentum_buffer"]
+            b *= self.momentum
+            b += g / d
+            p -= self.lr * b
+        else:
+            p -= self.lr * g / d
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as ``torch.optim.Adagrad``.
+
+    Parameters
+    ----------
+    params, grads : dict of str -> ndarray
+    lr : float, default 1e-2
+    lr_decay : float, default 0
+    weight_decay : float, default 0
+    initial_accumulator_value : float, default 0
+    eps : float, default 1e-10
+
+    Notes
+    -----
+    At step ``t = 1, 2, ...``, with ``s`` starting at ``initial_accumulator_value``::
+
+        g = g + weight_decay p
+        s = s + g**2
+        p = p - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
+    """
+
+    def __init__(self, params, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, grads, lr)
+        self.lr_decay = _check_number("lr_decay", lr_decay)
+        self.weight_decay = _check_number("weight_decay", weight_decay)
+        self.initial_accumulator_value = _check_number("initial_accumulator_value",
+                                                       initial_accumulator_value)
+        self.eps = _check_number("eps", eps)
+
+    def _options(self):
+        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
+
+    def _update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if not state:
+            state.update(step=0, sum=np.full_like(p, self.initial_accumulator_value))
+        state["step"] += 1
+        s = state["sum"]
+        s += g * g
+        clr = self.lr / (1 + (state["step"] - 1) * self.lr_decay)
+        p -= clr * g / (np.sqrt(s) + self.eps)
+
+
+def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
+    """Scale all gradients in place so that their global norm is at most ``max_norm``.
+
+    As ``torch.nn.utils.clip_grad_norm_``.
+
+    Parameters
+    ----------
+    grads : dict of str -> ndarray (e.g. ``model.grads``), or a list of arrays
+    max_norm : float, > 0
+    norm_type : float, default 2.0
+        The p of the p-norm, or ``float("inf")`` for the largest absolute value.
+
+    Returns
+    -------
+    total_norm : float
+        The norm of all gradients together, BEFORE clipping.
+
+    Notes
+    -----
+    ::
+
+        total_norm = (sum over every gradient entry |g|**p) ** (1/p)
+        g = g * min(1, max_norm / (total_norm + 1e-6))
+    """
+    arrays = list(grads.values()) if isinstance(grads, Mapping) else grads
+    if not isinstance(arrays, (list, tuple)) or not all(
+            isinstance(g, np.ndarray) and g.dtype.kind == "f" for g in arrays):
+        raise TypeError(f"grads: expected a dict (or list) of float numpy arrays, got "
+                        f"{type(grads).__name__}")
+    max_norm = _check_number("max_norm", max_norm)
+    inf_norm = norm_type == float("inf")
+    if not inf_norm:
+        norm_type = _check_number("norm_type", norm_type, minimum=1.0)
+    if not arrays:
+        return 0.0
+    if inf_norm:
+        total = max(float(np.max(np.abs(g), initial=0.0)) for g in arrays)
+    else:
+        norms = np.array([np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in arrays])
+        total = float(np.sum(norms) ** (1.0 / norm_type))
+    coef = min(max_norm / (total + 1e-6), 1.0)
+    for g in arrays:
+        g *= g.dtype.type(coef)
+    return total
+
+
+class ParamVector:
+    """All parameters (and gradients) as one flat float64 vector, for ``scipy.optimize``.
+
+    Parameters
+    ----------
+    params, grads : dict of str -> ndarray
+        The live arrays (e.g. ``model.params``, ``model.grads``), in a fixed key order.
+
+    Examples
+    --------
+    Full-batch training with L-BFGS, the gradient written by hand::
+
+        pv = optim.ParamVector(model.params, model.grads)
+
+        def fun(theta):
+            pv.set(theta)
+            model.zero_grad()
+            out, _ = model(x)
+            loss, dout = losses.mse_loss(out, y)
+            model.backward(dout)
+            return loss, pv.grad()
+
+        res = scipy.optimize.minimize(fun, pv.get(), jac=True, method="L-BFGS-B")
+        pv.set(res.x)
+    """
+
+    def __init__(self, params, grads):
+        self.params, self.grads = _check_params_grads(params, grads)
+        self.keys = list(self.params)
+        sizes = [self.params[k].size for k in self.keys]
+        self._bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+    @property
+    def size(self) -> int:
+        """Length of the vector: the number of scalar parameters."""
+        return int(self._bounds[-1])
+
+    def __len__(self):
+        return self.size
+
+    def _flat(self, arrays) -> np.ndarray:
+        return np.concatenate([arrays[k].reshape(-1) for k in self.keys]).astype(np.float64)
+
+    def get(self) -> np.ndarray:
+        """A 1-D float64 copy of all parameters, in the order of :attr:`keys`."""
+        return self._flat(self.params)
+
+    def grad(self) -> np.ndarray:
+        """A 1-D float64 copy of all gradients, in the same order as :meth:`get`."""
+        return self._flat(self.grads)
+
+    def set(self, theta):
+        """Write a vector from :meth:`get` (or an optimizer) into the live parameter arrays.
+
+        Values are cast to each parameter's dtype; ``theta`` itself is not modified.
+        """
+        try:
+            theta = np.asarray(theta)
+        except (ValueError, TypeError):
+            raise TypeError(f"theta: expected a 1-D array of floats, got "
+                            f"{type(theta).__name__}") from None
+        if theta.dtype.kind not in "iuf":
+            raise TypeError(f"theta: expected a 1-D array of floats, got dtype {theta.dtype}")
+        if theta.shape != (self.size,):
+            raise ValueError(f"theta: expected shape ({self.size},) (the number of "
+                             f"parameters), got {theta.shape}")
+        for k, lo, hi in zip(self.keys, self._bounds[:-1], self._bounds[1:]):
+            p = self.params[k]
+            p[...] = theta[lo:hi].reshape(p.shape)
