@@ -1,0 +1,440 @@
+"""Study tools: how gradients flow through time, how the gates behave, what a model holds.
+
+=============================  ===========================================================
+``gradient_norms``             ``||dL/dh_t||`` (and ``||dL/dc_t||``) over t, per layer and
+                               direction, from one backward pass
+``jacobian_norms``             ``||dh_T/dh_t||`` over t for one layer (or a cell), exact
+``gate_statistics``            per gate: mean activation and fraction saturated
+``format_gate_statistics``     those statistics as a table
+``count_parameters``           total number of scalar parameters, as PyTorch counts them
+``parameter_summary``          per tensor: name, shape, count; prints as a table
+=============================  ===========================================================
+
+Every function leaves the module as it found it. The parameters, the gradients in
+``module.grads``, the random generator (dropout masks) and the queue of forward calls that
+wait for a backward all stay unchanged. The inputs are never modified. Each function runs its
+forward in the module's current mode (``train()``/``eval()``). It keeps the caches it needs
+even inside :func:`npseq.no_grad`.
+
+See ``docs/gradients.md`` (section 6) for what these quantities mean.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from npseq import grad_mode
+from npseq._validation import as_array, check_int
+from npseq.cell import _CellBase
+from npseq.layers import _RNNBase
+from npseq.module import Module
+
+__all__ = ["gradient_norms", "jacobian_norms", "gate_statistics", "format_gate_statistics",
+           "count_parameters", "parameter_summary", "ParameterSummary"]
+
+# A unit counts as saturated where its activation's derivative is close to zero:
+# sigmoid s < 1 - threshold or s > threshold; tanh |t| > threshold; relu y == 0.
+SATURATION_THRESHOLD = 0.95
+_GATE_ACTIVATION = {"i": "sigmoid", "f": "sigmoid", "o": "sigmoid", "r": "sigmoid",
+                    "z": "sigmoid", "g": "tanh", "n": "tanh"}
+_GATES = ("i", "f", "g", "o", "r", "z", "n")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _check_layer(module, name="module"):
+    if not isinstance(module, _RNNBase):
+        raise TypeError(f"{name}: expected an npseq.RNN, npseq.LSTM or npseq.GRU layer, got "
+                        f"{type(module).__name__}")
+    return module
+
+
+@contextlib.contextmanager
+def _untouched(module: Module):
+    """Run forward/backward calls on ``module`` and leave no trace of them.
+
+    On exit, this restores the gradients and the random generator state and drops any
+    records that the calls left on the tape. The forward calls keep their caches, even
+    inside ``no_grad``.
+    """
+    saved_grads = {k: g.copy() for k, g in module.grads.items()}
+    rng = getattr(module, "rng", None)
+    rng_state = rng.bit_generator.state if rng is not None else None
+    tape_length = len(module._tape)
+    grad_enabled = grad_mode.is_grad_enabled()
+    grad_mode._state.enabled = True
+    try:
+        yield
+    finally:
+        grad_mode._state.enabled = grad_enabled
+        del module._tape[tape_length:]
+        for k, g in module.grads.items():
+            g[...] = saved_grads[k]
+        if rng_state is not None:
+            rng.bit_generator.state = rng_state
+
+
+def _valid_steps(module, x, lengths):
+    """Bool (T, B): true at the real steps (after ``module.forward`` accepted ``lengths``)."""
+    x = np.asarray(x)
+    unbatched = x.ndim == 2
+    T = x.shape[1] if module.batch_first and not unbatched else x.shape[0]
+    B = 1 if unbatched else x.shape[0 if module.batch_first else 1]
+    if lengths is None:
+        return np.ones((T, B), dtype=bool)
+    lengths = np.asarray(lengths).reshape(B)
+    return np.arange(T)[:, None] < lengths[None, :]
+
+
+def _reduce(norms, valid, per_sequence):
+    """(T, B) norms -> (T, B) with NaN at padded steps, or their mean over the real sequences."""
+    norms = np.where(valid, norms, np.nan)
+    if per_sequence:
+        return norms
+    counts = valid.sum(axis=1)
+    total = np.where(valid, norms, 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+
+# -- gradient norms --------------------------------------------------------------------------
+def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, *,
+                   per_sequence=False):
+    """Norm of the gradient that reaches the carry at every time step, from one backward.
+
+    Runs ``module(x, state, lengths)`` and ``module.backward(dout, dstate)`` once, and reads
+    the gradient of the loss with respect to every carry that the backward forms (the
+    ``trace`` of :meth:`npseq.LSTM.backward`). At step t this is
+    ``dL/dh_t = dout_t + (gradient arriving from the later steps)``, which is the total
+    gradient of the state h_t of that layer and direction.
+
+    Parameters
+    ----------
+    module : npseq.RNN, npseq.LSTM or npseq.GRU
+    x : array_like, the layer's input (any layout the layer accepts)
+    dout : array_like, optional
+        Gradient of the loss with respect to ``out``, shaped like ``out`` (None for zeros).
+    dstate : optional
+        Gradient with respect to the final state, shaped like it (None for zeros). At least
+        one of ``dout`` and ``dstate`` must be given.
+    state : initial state, optional
+    lengths : array_like of int, shape (B,), optional
+    per_sequence : bool, default False
+        False: for every t, average the per-sequence norms over the batch. True: keep one
+        norm per sequence.
+
+    Returns
+    -------
+    dict
+        ``{(layer, direction): {"h": norms, "c": norms}}``. ``"c"`` is present for the LSTM
+        only. ``norms`` has shape (T,), or (T, B) with ``per_sequence``, and is indexed by
+        the position in the sequence (in both directions). ``norms[t]`` is the Euclidean
+        norm over features, ``||dL/dh_t||_2`` for each sequence, averaged over the
+        sequences when ``per_sequence`` is False. Steps past a sequence's length are NaN,
+        and are left out of the average.
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not a layer, or ``per_sequence`` is not a bool.
+    ValueError
+        Both ``dout`` and ``dstate`` are None, or an argument does not match the layer
+        (the layer's own checks).
+
+    Examples
+    --------
+    >>> import numpy as np, npseq
+    >>> from npseq.analysis import gradient_norms
+    >>> m = npseq.LSTM(2, 8, seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((20, 4, 2))
+    >>> norms = gradient_norms(m, x, dstate=(np.ones((1, 4, 8)), None))
+    >>> norms[(0, 0)]["h"].shape, norms[(0, 0)]["c"].shape
+    ((20,), (20,))
+    """
+    _check_layer(module)
+    if not isinstance(per_sequence, (bool, np.bool_)):
+        raise TypeError(f"per_sequence: expected True or False, got {per_sequence!r}")
+    if dout is None and dstate is None:
+        raise ValueError("dout, dstate: expected at least one upstream gradient (the gradient "
+                         "of the loss with respect to out or to the final state), got None "
+                         "for both")
+    trace = {}
+    with _untouched(module):
+        module(x, state, lengths)
+        module.backward(dout, dstate, trace=trace)
+    valid = _valid_steps(module, x, lengths)
+    result = {}
+    for key, dcarries in trace.items():
+        names = ("h", "c")[:len(dcarries)]
+        result[key] = {name: _reduce(np.linalg.norm(d, axis=-1), valid, per_sequence)
+                       for name, d in zip(names, dcarries)}
+    return result
+
+
+# -- Jacobian norms --------------------------------------------------------------------------
+def _matrix_norms(J, ord):
+    """Norms of the (K, H) matrices in the last two axes of ``J``."""
+    if ord == 2:
+        return np.linalg.norm(J, ord=2, axis=(-2, -1))
+    return np.linalg.norm(J, ord="fro", axis=(-2, -1))
+
+
+def _layer_jacobians(module, x, state, layer, direction):
+    """dh_T/dh_t for one layer and direction: (T, B, H_out, H_out), rows indexing h_T."""
+    x = as_array("x", x, module.dtype)
+    if x.ndim not in (2, 3) or x.shape[-1] != module.input_size or 0 in x.shape:
+        raise ValueError(f"x: expected a non-empty (seq_len, batch, {module.input_size}) "
+                         f"batch ((batch, seq_len, ...) with batch_first) or an unbatched "
+                         f"(seq_len, {module.input_size}) sequence, got shape {x.shape}")
+    unbatched = x.ndim == 2
+    xb = x[:, None] if unbatched else (x.transpose(1, 0, 2) if module.batch_first else x)
+    B = xb.shape[1]  # xb: (T, B, D)
+    K = module.output_size  # one backward row for each entry of h_T
+    carries = module._state_in("state", state, B, unbatched)  # (L*D, B, .) each
+    x_rep = np.repeat(xb, K, axis=1)  # sequence b*K + k is a copy of sequence b
+    x_rep = x_rep.transpose(1, 0, 2) if module.batch_first else x_rep
+    state_rep = module._state_out(tuple(np.repeat(c, K, axis=1) for c in carries), False)
+    idx = layer * module.num_directions + direction
+    dcarries = [np.zeros((c.shape[0], B * K, c.shape[2]), module.dtype) for c in carries]
+    dcarries[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
+    trace = {}
+    with _untouched(module):
+        out, _ = module(x_rep, state_rep)
+        module.backward(np.zeros_like(out), module._state_out(tuple(dcarries), False),
+                        trace=trace)
+    dh = trace[(layer, direction)][0]  # (T, B*K, H_out): row k is d h_T[k] / d h_t
+    return dh.reshape(dh.shape[0], B, K, dh.shape[-1])
+
+
+def _cell_jacobians(cell, x, state):
+    """dh_T/dh_t for a cell run over x of shape (T, B, D) or (T, D)."""
+    x = as_array("x", x, cell.dtype)
+    if x.ndim not in (2, 3) or x.shape[-1] != cell.input_size or x.shape[0] == 0:
+        raise ValueError(f"x: expected a sequence of shape (seq_len, batch, "
+                         f"{cell.input_size}) or (seq_len, {cell.input_size}), got {x.shape}")
+    unbatched = x.ndim == 2
+    xb = x[:, None] if unbatched else x
+    T, B = xb.shape[:2]
+    K = H = cell.hidden_size
+    carry = cell._carry_in("state", state, B, unbatched)  # tuple of (B, H)
+    state_rep = cell._carry_out(tuple(np.repeat(c, K, axis=0) for c in carry), False)
+    basis = np.tile(np.eye(K, dtype=cell.dtype), (B, 1))  # row b*K + k: e_k
+    dstate = cell._carry_out((basis,) + tuple(np.zeros_like(basis)
+                                              for _ in carry[1:]), False)
+    rows = np.empty((T, B * K, H), cell.dtype)
+    with _untouched(cell):
+        for t in range(T):
+            state_rep = cell(np.repeat(xb[t], K, axis=0), state_rep)
+        for t in reversed(range(T)):
+            rows[t] = dstate[0] if isinstance(dstate, tuple) else dstate
+            _, dstate = cell.backward(dstate)
+    return rows.reshape(T, B, K, H)
+
+
+def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0,
+                   per_sequence=False):
+    """Norms of the Jacobians ``dh_T/dh_t`` of the final state with respect to every state.
+
+    The Jacobians are exact. The batch is copied ``K = H_out`` times, and one backward pass
+    sends the basis vector ``e_k`` from ``h_T`` in copy k, so it produces every row of
+    every ``dh_T/dh_t`` at once. For the LSTM, the cell state ``c_t`` is held fixed: this is
+    the partial Jacobian along the carry ``(h_t, c_t)``.
+
+    Parameters
+    ----------
+    module_or_cell : npseq.RNN / LSTM / GRU layer, or npseq.RNNCell / LSTMCell / GRUCell
+        A layer is run over ``x`` as usual, and the Jacobians are those of one of its
+        layers and directions. A cell is run step by step over ``x``.
+    x : array_like
+        For a layer, its usual input. For a cell, a sequence of shape (T, B, input_size) or
+        unbatched (T, input_size).
+    state : initial state, optional
+    ord : {2, "fro"}, default 2
+        2: spectral norm (largest singular value). "fro": Frobenius norm.
+    layer, direction : int, default 0
+        Which layer and direction of a stacked or bidirectional layer (ignored for a cell).
+        For ``direction=1``, ``h_T`` is the reverse direction's final state, the one after
+        step 0.
+    per_sequence : bool, default False
+        False: the mean over the batch of each sequence's norm. True: one norm per sequence.
+
+    Returns
+    -------
+    ndarray, shape (T,) or (T, B) with ``per_sequence``
+        Entry t is ``||dh_T/dh_t||``, where h_t is the state produced at position t of the
+        sequence. At the last step visited (t = T-1 forward, t = 0 reverse) it is the
+        identity, with norm 1 (spectral) or sqrt(H_out) (Frobenius).
+
+    Raises
+    ------
+    TypeError
+        ``module_or_cell`` is neither a layer nor a cell.
+    ValueError
+        ``ord``, ``layer`` or ``direction`` is out of range, or ``x``/``state`` does not fit.
+    """
+    if ord not in (2, "fro"):
+        raise ValueError(f"ord: expected 2 (spectral) or 'fro' (Frobenius), got {ord!r}")
+    if not isinstance(per_sequence, (bool, np.bool_)):
+        raise TypeError(f"per_sequence: expected True or False, got {per_sequence!r}")
+    if isinstance(module_or_cell, _CellBase):
+        J = _cell_jacobians(module_or_cell, x, state)
+    elif isinstance(module_or_cell, _RNNBase):
+        m = module_or_cell
+        layer = check_int("layer", layer, minimum=0, maximum=m.num_layers - 1)
+        direction = check_int("direction", direction, minimum=0,
+                              maximum=m.num_directions - 1)
+        J = _layer_jacobians(m, x, state, layer, direction)
+    else:
+        raise TypeError(f"module_or_cell: expected an npseq layer (RNN, LSTM, GRU) or cell "
+                        f"(RNNCell, LSTMCell, GRUCell), got {type(module_or_cell).__name__}")
+    norms = _matrix_norms(J, ord)  # (T, B)
+    return norms if per_sequence else norms.mean(axis=1)
+
+
+# -- gate statistics -------------------------------------------------------------------------
+def _saturated(values, activation, threshold):
+    """Bool array: where the unit sits on a flat part of its activation."""
+    if activation == "sigmoid":
+        return (values < 1 - threshold) | (values > threshold)
+    if activation == "tanh":
+        return np.abs(values) > threshold
+    return values <= 0  # relu: zero output, zero derivative
+
+
+def _cache_field(caches, name):
+    """Field ``name`` of a record's caches as a (T, B, .) array.
+
+    Works for a list of per-step named caches and for one cache of stacked arrays.
+    """
+    if hasattr(caches, name):
+        return np.asarray(getattr(caches, name))
+    return np.stack([getattr(cache, name) for cache in caches])
+
+
+def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION_THRESHOLD):
+    """Mean activation and fraction saturated of every gate, per layer and direction.
+
+    One forward pass. The gate values are read from the caches that it keeps for the
+    backward, by their names: ``i, f, g, o`` (LSTM) and ``r, z, n`` (GRU). The plain RNN has
+    no gates; its state ``h = act(a)`` is reported under ``"h"``. Statistics are taken over
+    all units, all sequences of the batch and all real time steps (padding is left out).
+
+    A unit is *saturated* where its activation is flat, so that the gradient through it is
+    nearly zero:
+
+    * sigmoid gates (i, f, o, r, z): ``s < 1 - threshold`` or ``s > threshold``, by default
+      below 0.05 or above 0.95 (``s (1 - s) < 0.0475``);
+    * tanh (g, n, the tanh RNN's h): ``|t| > threshold``, by default 0.95
+      (``1 - t**2 < 0.0975``);
+    * relu (the relu RNN's h): output 0.
+
+    Parameters
+    ----------
+    module : npseq.RNN, npseq.LSTM or npseq.GRU
+    x : array_like, the layer's input
+    state : initial state, optional
+    lengths : array_like of int, shape (B,), optional
+    threshold : float in (0.5, 1), default 0.95
+
+    Returns
+    -------
+    dict
+        ``{(layer, direction): {gate: {"mean": float, "saturated": float}}}`` with gates in
+        the cell's order. :func:`format_gate_statistics` prints it as a table.
+    """
+    _check_layer(module)
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
+    if not 0.5 < threshold < 1:
+        raise ValueError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
+    with _untouched(module):
+        module(x, state, lengths)
+        records = module._tape[-1].records  # records[layer][direction].caches
+    valid = _valid_steps(module, x, lengths)  # (T, B)
+    if module.kind.name == "RNN_RELU":
+        fallback = "relu"
+    else:
+        fallback = "tanh"
+    stats = {}
+    for layer, layer_records in enumerate(records):
+        for direction, record in enumerate(layer_records):
+            caches = record.caches
+            first = caches if hasattr(caches, "h_prev") else caches[0]
+            gates = [name for name in _GATES if hasattr(first, name)] or ["h"]
+            stats[(layer, direction)] = {}
+            for name in gates:
+                values = _cache_field(caches, name)[valid]  # (real steps, H)
+                act = _GATE_ACTIVATION.get(name, fallback)
+                stats[(layer, direction)][name] = {
+                    "mean": float(values.mean()),
+                    "saturated": float(_saturated(values, act, threshold).mean())}
+    return stats
+
+
+def format_gate_statistics(stats) -> str:
+    """A plain-text table of :func:`gate_statistics`: one row per layer, direction and gate."""
+    lines = ["layer  direction  gate      mean  saturated"]
+    for (layer, direction), gates in stats.items():
+        for name, s in gates.items():
+            lines.append(f"{layer:5d}  {('forward', 'reverse')[direction]:>9}  {name:>4}  "
+                         f"{s['mean']:8.4f}  {s['saturated']:9.4f}")
+    return "\n".join(lines)
+
+
+# -- parameters ------------------------------------------------------------------------------
+def _check_module(module):
+    if not isinstance(module, Module):
+        raise TypeError(f"module: expected an npseq cell or layer, got "
+                        f"{type(module).__name__}")
+    return module
+
+
+def count_parameters(module) -> int:
+    """Total number of scalar parameters, PyTorch's ``sum(p.numel() for p in m.parameters())``.
+
+    Examples
+    --------
+    >>> import npseq
+    >>> from npseq.analysis import count_parameters
+    >>> count_parameters(npseq.LSTM(10, 20))  # 4*20*(10 + 20) + 2*4*20
+    2560
+    """
+    return _check_module(module).num_parameters()
+
+
+class ParameterSummary(NamedTuple):
+    """Per-tensor parameter counts; ``str()`` gives a table."""
+
+    rows: list  # [(name, shape, count)] in the order of module.params (PyTorch's)
+    total: int
+
+    def __str__(self):
+        width = max([len("tensor")] + [len(name) for name, _, _ in self.rows])
+        shape_width = max([len("shape")] + [len(str(shape)) for _, shape, _ in self.rows])
+        lines = [f"{'tensor':<{width}}  {'shape':<{shape_width}}  {'count':>10}"]
+        lines += [f"{name:<{width}}  {str(shape):<{shape_width}}  {count:>10,d}"
+                  for name, shape, count in self.rows]
+        lines.append(f"{'total':<{width}}  {'':<{shape_width}}  {self.total:>10,d}")
+        return "\n".join(lines)
+
+
+def parameter_summary(module) -> ParameterSummary:
+    """Name, shape and number of entries of every parameter tensor, and the total.
+
+    Examples
+    --------
+    >>> import npseq
+    >>> from npseq.analysis import parameter_summary
+    >>> print(parameter_summary(npseq.GRU(3, 4)))
+    tensor        shape         count
+    weight_ih_l0  (12, 3)          36
+    weight_hh_l0  (12, 4)          48
+    bias_ih_l0    (12,)            12
+    bias_hh_l0    (12,)            12
+    total                         108
+    """
+    _check_module(module)
+    rows = [(name, tuple(p.shape), int(p.size)) for name, p in module.params.items()]
+    return ParameterSummary(rows, count_parameters(module))
