@@ -1,0 +1,79 @@
+"""Choosing a cell variant: the layer and cell options -> a :class:`CellKind`.
+
+=======================  ==========================================  =====================
+option                   cell                                        module
+=======================  ==========================================  =====================
+LSTM (default)           PyTorch's LSTM                              :mod:`.lstm`
+``layer_norm=True``      layer-normalised LSTM (Ba et al. 2016)      :mod:`.lstm_layernorm`
+``peephole=True``        peephole LSTM (Gers et al. 2002)            :mod:`.lstm_peephole`
+GRU (default)            PyTorch's GRU, ``reset_after=True``         :mod:`.gru`
+``reset_after=False``    original GRU (Cho et al. 2014)              :mod:`.gru_reset_before`
+=======================  ==========================================  =====================
+
+``activation`` (default "tanh") replaces tanh on the candidate (and, in an LSTM, on the cell
+output) and ``recurrent_activation`` (default "sigmoid") replaces the sigmoid of the gates,
+as Keras names them; every step function above takes them as keyword arguments. The
+defaults return the very CellKind objects of the plain cells.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+from npseq._validation import check_bool
+from npseq.activations import get_activation
+from npseq.cells import gru, lstm
+from npseq.cells.base import CellKind
+from npseq.cells.gru_reset_before import GRU_RESET_BEFORE
+from npseq.cells.lstm_layernorm import LSTM_LAYERNORM
+from npseq.cells.lstm_peephole import LSTM_PEEPHOLE
+
+__all__ = ["lstm_kind", "gru_kind", "with_activations", "extra_param_shapes", "VARIANT_DEFAULTS"]
+
+
+def with_activations(kind: CellKind, activation: str = "tanh",
+                     recurrent_activation: str = "sigmoid") -> CellKind:
+    """``kind`` with its step functions bound to the given activations.
+
+    Both names are checked (:data:`npseq.activations.ACTIVATIONS`); with the defaults
+    ``kind`` itself is returned.
+    """
+    get_activation(activation, "activation")
+    get_activation(recurrent_activation, "recurrent_activation")
+    if (activation, recurrent_activation) == ("tanh", "sigmoid"):
+        return kind
+    names = dict(activation=activation, recurrent_activation=recurrent_activation)
+    return kind._replace(step_forward=partial(kind.step_forward, **names),
+                         step_backward=partial(kind.step_backward, **names))
+
+
+def lstm_kind(layer_norm=False, peephole=False, activation="tanh",
+              recurrent_activation="sigmoid") -> CellKind:
+    """The LSTM variant of the given options (at most one of ``layer_norm``, ``peephole``)."""
+    layer_norm = check_bool("layer_norm", layer_norm)
+    peephole = check_bool("peephole", peephole)
+    if layer_norm and peephole:
+        raise ValueError("layer_norm, peephole: expected at most one of them True, got both")
+    kind = LSTM_LAYERNORM if layer_norm else LSTM_PEEPHOLE if peephole else lstm.LSTM
+    return with_activations(kind, activation, recurrent_activation)
+
+
+def gru_kind(reset_after=True, activation="tanh", recurrent_activation="sigmoid") -> CellKind:
+    """The GRU variant of the given options."""
+    kind = gru.GRU if check_bool("reset_after", reset_after) else GRU_RESET_BEFORE
+    return with_activations(kind, activation, recurrent_activation)
+
+
+#: The variant options of the LSTM and GRU layers and cells, with their defaults (for repr).
+VARIANT_DEFAULTS = dict(layer_norm=False, peephole=False, reset_after=True, activation="tanh",
+                        recurrent_activation="sigmoid")
+
+
+def extra_param_shapes(kind: CellKind, hidden_size: int, suffix: str = ""):
+    """Shapes of ``kind``'s extra parameters, and the constants some are filled with.
+
+    Returns ``(shapes, fill)``: dicts keyed ``spec.name + suffix`` (see
+    :class:`~npseq.cells.base.ParamSpec`).
+    """
+    shapes = {s.name + suffix: tuple(s.shape(hidden_size)) for s in kind.extra_params}
+    fill = {s.name + suffix: s.init for s in kind.extra_params if s.init is not None}
+    return shapes, fill

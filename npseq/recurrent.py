@@ -1,0 +1,117 @@
+"""A layer and a cell for a recurrence of your own: :class:`Recurrent`, :class:`RecurrentCell`.
+
+Write the two step functions of a cell, describe it with a :class:`~npseq.cells.base.CellKind`,
+and these classes give it everything the built-in cells have: stacking, both directions,
+``lengths``, dropout, ``batch_first``, unbatched input, state in and out, ``state_dict`` and
+:func:`npseq.gradcheck.check_gradients`. See ``docs/custom_cells.md`` and
+``examples/custom_cell.py``::
+
+    kind = npseq.CellKind("MYCELL", num_gates=2, num_states=1,
+                          step_forward=my_step_forward, step_backward=my_step_backward)
+    layer = npseq.Recurrent(kind, input_size=3, hidden_size=8, num_layers=2,
+                            bidirectional=True)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from npseq._validation import check_int
+from npseq.cell import _CellBase
+from npseq.cells.base import CellKind, ParamSpec
+from npseq.layers import _PARAM_NAMES, _RNNBase
+
+__all__ = ["Recurrent", "RecurrentCell", "check_kind"]
+
+
+def check_kind(kind, name="kind") -> CellKind:
+    """A well-formed :class:`~npseq.cells.base.CellKind`, or a clear error naming ``name``."""
+    if not isinstance(kind, CellKind):
+        raise TypeError(f"{name}: expected an npseq.CellKind, got {type(kind).__name__}")
+    if not isinstance(kind.name, str):
+        raise TypeError(f"{name}.name: expected a string, got {kind.name!r}")
+    check_int(f"{name}.num_gates", kind.num_gates, minimum=1)
+    if kind.num_states not in (1, 2) or isinstance(kind.num_states, bool):
+        raise ValueError(f"{name}.num_states: expected 1 (carry (h,)) or 2 (carry (h, c)), "
+                         f"got {kind.num_states!r}")
+    for field in ("step_forward", "step_backward"):
+        if not callable(getattr(kind, field)):
+            raise TypeError(f"{name}.{field}: expected a function, got "
+                            f"{type(getattr(kind, field)).__name__}")
+    if not isinstance(kind.extra_params, (tuple, list)):
+        raise TypeError(f"{name}.extra_params: expected a tuple of npseq.ParamSpec, got "
+                        f"{type(kind.extra_params).__name__}")
+    seen = set(_PARAM_NAMES)
+    for j, spec in enumerate(kind.extra_params):
+        where = f"{name}.extra_params[{j}]"
+        if not isinstance(spec, ParamSpec):
+            raise TypeError(f"{where}: expected an npseq.ParamSpec, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not spec.name.isidentifier() or spec.name in seen:
+            raise ValueError(f"{where}.name: expected a new identifier (not one of "
+                             f"{sorted(seen)}), got {spec.name!r}")
+        seen.add(spec.name)
+        if not callable(spec.shape):
+            raise TypeError(f"{where}.shape: expected a function hidden_size -> shape, got "
+                            f"{type(spec.shape).__name__}")
+        if spec.init is not None and not isinstance(spec.init, (int, float)):
+            raise TypeError(f"{where}.init: expected None or a number, got {spec.init!r}")
+    return kind
+
+
+class Recurrent(_RNNBase):
+    """A stack of recurrent layers of any :class:`~npseq.cells.base.CellKind`.
+
+    Parameters
+    ----------
+    kind : CellKind
+        The cell: its gate count G, its number of states (1: the carry is ``(h,)``, state
+        ``h`` as for a GRU; 2: ``(h, c)``, state ``(h, c)`` as for an LSTM), its step
+        functions and its extra parameters.
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
+    seed : as :class:`npseq.RNN`
+        Every layer and direction has ``weight_ih_l{k} (G*H, input)``,
+        ``weight_hh_l{k} (G*H, H)``, with ``bias`` ``bias_ih_l{k}``, ``bias_hh_l{k}``
+        ``(G*H,)``, and one of each of ``kind.extra_params``, suffixed the same way
+        (``_reverse`` for the reverse direction).
+
+    Examples
+    --------
+    The Elman cell, as a user would write it, is :class:`npseq.RNN`:
+
+    >>> import numpy as np, npseq
+    >>> from npseq.cells.rnn import rnn_step_forward, rnn_step_backward
+    >>> kind = npseq.CellKind("ELMAN", 1, 1, rnn_step_forward, rnn_step_backward)
+    >>> m = npseq.Recurrent(kind, 3, 4, num_layers=2, bidirectional=True, seed=0)
+    >>> out, h_n = m(np.ones((5, 2, 3)), lengths=[5, 3])
+    >>> out.shape, h_n.shape
+    ((5, 2, 8), (4, 2, 4))
+    >>> dx, dh0 = m.backward(np.ones_like(out))
+    """
+
+    def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
+                 seed=None):
+        self.kind = check_kind(kind)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, dtype, seed)
+
+    def __repr__(self):
+        return super().__repr__().replace("(", f"({self.kind.name}, ", 1)
+
+
+class RecurrentCell(_CellBase):
+    """One step of any :class:`~npseq.cells.base.CellKind`, as :class:`npseq.RNNCell`.
+
+    Parameters
+    ----------
+    kind : CellKind
+    input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
+
+    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
+    """
+
+    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
+        self.kind = check_kind(kind)
+        super().__init__(input_size, hidden_size, bias, dtype, seed)
+
+    def __repr__(self):
+        return super().__repr__().replace("(", f"({self.kind.name}, ", 1)
