@@ -17,16 +17,22 @@ import numpy as np
 
 from npseq import grad_mode
 from npseq._validation import as_array, check_bool, check_dtype, check_int, check_shape, make_rng
-from npseq.cells import base, gru, lstm, rnn
+from npseq.cells import base, rnn, variants
 from npseq.module import Module
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 
 
-def uniform_init(rng, shapes: dict, hidden_size: int, dtype) -> dict:
-    """PyTorch's initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H)), in key order."""
+def uniform_init(rng, shapes: dict, hidden_size: int, dtype, fill=None) -> dict:
+    """PyTorch's initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H)), in key order.
+
+    ``fill`` maps some keys to a constant they are filled with instead (e.g. 1.0 for the
+    layer-norm gains); those draw nothing from ``rng``.
+    """
     bound = 1.0 / np.sqrt(hidden_size)
-    return {k: rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in shapes.items()}
+    fill = fill or {}
+    return {k: np.full(s, fill[k], dtype) if k in fill
+            else rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in shapes.items()}
 
 
 class _CellBase(Module):
@@ -43,12 +49,16 @@ class _CellBase(Module):
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-        self.params = uniform_init(make_rng(seed), shapes, H, self.dtype)
+        extra, fill = variants.extra_param_shapes(self.kind, H)
+        shapes.update(extra)
+        self.params = uniform_init(make_rng(seed), shapes, H, self.dtype, fill)
         self._init_grads()
 
     def __repr__(self):
+        options = "".join(f", {k}={getattr(self, k)!r}" for k, d in
+                          variants.VARIANT_DEFAULTS.items() if getattr(self, k, d) != d)
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
-                f"bias={self.bias}, dtype={self.dtype.name})")
+                f"bias={self.bias}{options}, dtype={self.dtype.name})")
 
     # -- the public step -------------------------------------------------------------------
     def __call__(self, x, state=None):
@@ -154,17 +164,49 @@ class LSTMCell(_CellBase):
 
     ``h, c = cell(x, (h, c))``; ``dx, (dh_prev, dc_prev) = cell.backward((dh, dc))``, where
     either of ``dh``, ``dc`` may be None for zero. Parameters as :class:`RNNCell` (no
-    ``nonlinearity``).
+    ``nonlinearity``), plus the variants (keyword only; see :mod:`npseq.cells.variants`):
+
+    layer_norm : bool, default False
+        Layer normalisation of both projections and of ``c`` before the output activation
+        (Ba et al. 2016), with gains ``ln_*_weight`` (init 1) and biases ``ln_*_bias``
+        (init 0): :mod:`npseq.cells.lstm_layernorm`.
+    peephole : bool, default False
+        Peephole connections (Gers et al. 2002), ``weight_ch`` of shape (3, hidden_size):
+        :mod:`npseq.cells.lstm_peephole`. At most one of ``layer_norm``, ``peephole``.
+    activation : str, default "tanh"
+        Replaces tanh on the candidate g and on the cell output (e.g. "relu").
+    recurrent_activation : str, default "sigmoid"
+        Replaces the sigmoid of the gates i, f, o (e.g. "hard_sigmoid").
     """
 
-    kind = lstm.LSTM
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
+                 layer_norm=False, peephole=False, activation="tanh",
+                 recurrent_activation="sigmoid"):
+        self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
+        self.layer_norm, self.peephole = layer_norm, peephole
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        super().__init__(input_size, hidden_size, bias, dtype, seed)
 
 
 class GRUCell(_CellBase):
     """GRU cell with gate order (r, z, n), as torch.nn.GRUCell.
 
     ``h = cell(x, h)``; ``dx, dh_prev = cell.backward(dh)``. Parameters as :class:`RNNCell`
-    (no ``nonlinearity``).
+    (no ``nonlinearity``), plus the variants (keyword only; see :mod:`npseq.cells.variants`):
+
+    reset_after : bool, default True
+        PyTorch's GRU, ``n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn))``; with False the
+        original GRU (Cho et al. 2014), ``n = tanh(W_in x + b_in + W_hn (r * h_prev) + b_hn)``:
+        :mod:`npseq.cells.gru_reset_before`.
+    activation : str, default "tanh"
+        Replaces tanh on the candidate n.
+    recurrent_activation : str, default "sigmoid"
+        Replaces the sigmoid of the gates r, z.
     """
 
-    kind = gru.GRU
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
+                 reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
+        self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
+        self.reset_after = reset_after
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        super().__init__(input_size, hidden_size, bias, dtype, seed)

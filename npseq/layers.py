@@ -19,7 +19,7 @@ from npseq._validation import (as_array, check_bool, check_dtype, check_int, che
                                check_shape, make_rng)
 from npseq.bptt import sequence_backward, sequence_forward
 from npseq.cell import uniform_init
-from npseq.cells import gru, lstm, rnn
+from npseq.cells import rnn, variants
 from npseq.cells.base import CellKind
 from npseq.module import Module
 
@@ -52,8 +52,9 @@ class _RNNBase(Module):
         self.dropout = check_probability("dropout", dropout)
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.proj_size = check_int("proj_size", proj_size, minimum=0)
-        if self.proj_size and self.kind is not lstm.LSTM:
-            raise ValueError(f"proj_size: only LSTM supports a projection, got {proj_size}")
+        if self.proj_size and self.kind.name != "LSTM":
+            raise ValueError(f"proj_size: only the plain LSTM supports a projection (not "
+                             f"{self.kind.name}), got {proj_size}")
         if self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size "
                              f"({self.hidden_size}), got {self.proj_size}")
@@ -61,7 +62,7 @@ class _RNNBase(Module):
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
 
         G, H, H_out = self.kind.num_gates, self.hidden_size, self.output_size
-        shapes = {}
+        shapes, fill = {}, {}
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.num_directions * H_out
             for direction in range(self.num_directions):
@@ -73,7 +74,10 @@ class _RNNBase(Module):
                     shapes[f"bias_hh{sfx}"] = (G * H,)
                 if self.proj_size:
                     shapes[f"weight_hr{sfx}"] = (self.proj_size, H)
-        self.params = uniform_init(self.rng, shapes, H, self.dtype)
+                extra, extra_fill = variants.extra_param_shapes(self.kind, H, sfx)
+                shapes.update(extra)
+                fill.update(extra_fill)
+        self.params = uniform_init(self.rng, shapes, H, self.dtype, fill)
         self._init_grads()
 
     @property
@@ -88,13 +92,13 @@ class _RNNBase(Module):
     def _layer_params(self, layer, direction):
         """The parameters of one layer and direction, keyed without the suffix."""
         sfx = self._suffix(layer, direction)
-        return {name: self.params[name + sfx] for name in _PARAM_NAMES
-                if name + sfx in self.params}
+        names = _PARAM_NAMES + tuple(spec.name for spec in self.kind.extra_params)
+        return {name: self.params[name + sfx] for name in names if name + sfx in self.params}
 
     def __repr__(self):
-        extra = "".join(f", {k}={getattr(self, k)!r}" for k in
-                        ("num_layers", "bias", "batch_first", "dropout", "bidirectional",
-                         "proj_size") if getattr(self, k) != _DEFAULTS[k])
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, d in
+                        {**_DEFAULTS, **variants.VARIANT_DEFAULTS}.items()
+                        if getattr(self, k, d) != d)
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
                 f"dtype={self.dtype.name})")
 
@@ -351,23 +355,44 @@ class LSTM(_RNNBase):
     proj_size : int, default 0
         With ``proj_size > 0``, ``h = W_hr (o * tanh(c))`` has ``proj_size`` features.
 
+    Keyword only, the variants of :class:`~npseq.LSTMCell` (each layer and direction has its
+    own ``ln_*`` or ``weight_ch`` parameters, suffixed ``_l0``, ``_l1_reverse``...)::
+
+        layer_norm=False, peephole=False, activation="tanh", recurrent_activation="sigmoid"
+
+    A projection needs the plain cell (no ``layer_norm`` or ``peephole``).
+
     ``out, (h_n, c_n) = m(x, (h0, c0))``;
     ``dx, (dh0, dc0) = m.backward(dout, (dh_n, dc_n))``.
     """
 
-    kind = lstm.LSTM
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
+                 *, layer_norm=False, peephole=False, activation="tanh",
+                 recurrent_activation="sigmoid"):
+        self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
+        self.layer_norm, self.peephole = layer_norm, peephole
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, dtype, seed)
 
 
 class GRU(_RNNBase):
     """GRU layer, as ``torch.nn.GRU``, gate order (r, z, n).
 
-    Parameters as :class:`RNN` (no ``nonlinearity``).
+    Parameters as :class:`RNN` (no ``nonlinearity``), plus, keyword only, the variants of
+    :class:`~npseq.GRUCell`::
+
+        reset_after=True, activation="tanh", recurrent_activation="sigmoid"
+
     ``out, h_n = m(x, h0)``; ``dx, dh0 = m.backward(dout, dh_n)``.
     """
 
-    kind = gru.GRU
-
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
+                 reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
+        self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
+        self.reset_after = reset_after
+        self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed)
