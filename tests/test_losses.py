@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -48,7 +48,6 @@ def ce_reference(z, y, mask, reduction):
     return total / count if count else math.nan
 
 
-@settings(max_examples=40, deadline=None)
 @given(ce_cases())
 def test_cross_entropy_value_and_gradient(case):
     z, y, mask, reduction = case
@@ -84,7 +83,6 @@ def pair_cases(draw, unit_target=False):
     return a, b, draw(st.sampled_from(["mean", "sum"]))
 
 
-@settings(max_examples=30, deadline=None)
 @given(pair_cases())
 def test_mse_value_and_gradient(case):
     pred, target, reduction = case
@@ -94,7 +92,6 @@ def test_mse_value_and_gradient(case):
                                  abs=1e-300)
 
 
-@settings(max_examples=30, deadline=None)
 @given(pair_cases(unit_target=True))
 def test_bce_with_logits_value_and_gradient(case):
     z, y, reduction = case

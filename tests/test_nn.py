@@ -1,7 +1,7 @@
 """Linear and Embedding: finite-difference gradients, initialisation, validation."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -22,7 +22,6 @@ def linear_cases(draw):
     return n_in, n_out, draw(st.booleans()), x, dy, draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=25, deadline=None)
 @given(linear_cases())
 def test_linear_gradients_match_finite_differences(case):
     n_in, n_out, bias, x, dy, seed = case
@@ -127,7 +126,6 @@ def embedding_cases(draw):
     return num, dim, padding_idx, idx, dy, draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=25, deadline=None)
 @given(embedding_cases())
 def test_embedding_gradient_matches_finite_differences(case):
     num, dim, padding_idx, idx, dy, seed = case

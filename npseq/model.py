@@ -1,0 +1,286 @@
+"""A recurrent layer and its heads as one model: :class:`Sequential` and :class:`LastStep`.
+
+:class:`Sequential` does what one writes by hand around a layer, and nothing else::
+
+    # model = Sequential(lstm, LastStep(), Linear(H, C))   is the same as
+    out, state = lstm(x, state, lengths)
+    y = head(out, lengths=lengths, batch_first=lstm.batch_first)   # LastStep
+    y = linear(y)
+    ...
+    dy = linear.backward(dy)
+    dout = head.backward(dy)
+    dx, dstate0 = lstm.backward(dout, dstate)
+
+Its ``params`` and ``grads`` are flat dicts keyed ``"<index>.<name>"`` (as PyTorch's
+``nn.Sequential`` state_dict) that hold the sub-modules' own arrays, so an optimizer over
+``model.params`` updates the sub-modules.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from npseq import grad_mode
+from npseq._validation import as_array, check_shape
+from npseq.layers import _RNNBase
+from npseq.module import Module
+
+__all__ = ["Sequential", "LastStep"]
+
+
+class LastStepCache(NamedTuple):
+    last: np.ndarray  # (B,) index of the step taken from each sequence
+    shape: tuple  # shape of ``out``
+    batch_first: bool
+    dtype: np.dtype
+
+
+class LastStep(Module):
+    """The output at the last step of each sequence: ``(T, B, F) -> (B, F)``.
+
+    Without ``lengths`` this is ``out[-1]``; with ``lengths`` it is ``out[lengths[b] - 1, b]``
+    for each sequence ``b``, its last valid step. Inside a :class:`Sequential` the model
+    passes on the ``lengths`` it was called with and its layer's ``batch_first``.
+
+    For a bidirectional layer this takes ``out[last]`` of both directions, as is usually done
+    in PyTorch (the reverse direction has then seen only the last step).
+
+    Notes
+    -----
+    With ``t_b = lengths[b] - 1`` (or ``T - 1``)::
+
+        y[b]          = out[t_b, b]
+        dout[t_b, b]  = dy[b],  dout = 0 at every other step
+
+    Examples
+    --------
+    >>> import numpy as np, npseq
+    >>> head = npseq.LastStep()
+    >>> out = np.arange(12.0).reshape(3, 2, 2)          # (T, B, F)
+    >>> head(out, lengths=[3, 1])
+    array([[8., 9.],
+           [2., 3.]])
+    >>> head.backward(np.ones((2, 2)))[:, :, 0]
+    array([[0., 1.],
+           [0., 0.],
+           [1., 0.]])
+    """
+
+    uses_lengths = True  # Sequential passes ``lengths`` and ``batch_first`` to it
+
+    def __init__(self):
+        super().__init__(np.float64)  # no parameters; outputs keep the input's dtype
+
+    def __repr__(self):
+        return "LastStep()"
+
+    def __call__(self, out, lengths=None, batch_first=False):
+        return self.forward(out, lengths, batch_first)
+
+    def forward(self, out, lengths=None, batch_first=False):
+        """Take the output at each sequence's last valid step.
+
+        Parameters
+        ----------
+        out : array_like, shape (T, B, F), (B, T, F) with ``batch_first``, or unbatched (T, F)
+        lengths : array_like of int, shape (B,), optional
+            Valid length of each sequence, in 1..T; None for all T.
+        batch_first : bool
+
+        Returns
+        -------
+        y : ndarray, shape (B, F), or (F,) for unbatched ``out``
+        """
+        out = np.asarray(out)
+        if out.dtype.kind != "f":
+            out = as_array("out", out, np.float64)
+        if out.ndim not in (2, 3):
+            raise ValueError(f"out: expected shape (seq_len, batch, features), (batch, "
+                             f"seq_len, features) with batch_first, or (seq_len, features), "
+                             f"got {out.shape}")
+        unbatched = out.ndim == 2
+        seq = out[:, None] if unbatched else (out.transpose(1, 0, 2) if batch_first else out)
+        T, B = seq.shape[:2]
+        last = _last_steps(lengths, T, B)
+        y = seq[last, np.arange(B)]  # (B, F)
+        if grad_mode.is_grad_enabled():
+            self._push(LastStepCache(last, out.shape, bool(batch_first), out.dtype))
+        return y[0] if unbatched else y
+
+    def backward(self, dy):
+        """Scatter ``dy`` back to the steps :meth:`forward` took; zero elsewhere.
+
+        Returns ``dout`` shaped like ``out`` (None when ``dy`` is None).
+        """
+        last, shape, batch_first, dtype = self._pop()
+        if dy is None:
+            return None
+        unbatched = len(shape) == 2
+        T, B, F = (shape[0], 1, shape[1]) if unbatched else (
+            (shape[1], shape[0], shape[2]) if batch_first else shape)
+        dy = check_shape("dy", as_array("dy", dy, dtype), (F,) if unbatched else (B, F),
+                         "(the shape of y)")
+        dseq = np.zeros((T, B, F), dtype)
+        dseq[last, np.arange(B)] = dy.reshape(B, F)
+        return dseq[:, 0] if unbatched else (dseq.transpose(1, 0, 2) if batch_first else dseq)
+
+
+def _last_steps(lengths, T, B):
+    """``lengths - 1`` as an index array of shape (B,), or ``T - 1`` for every sequence."""
+    if lengths is None:
+        return np.full(B, T - 1)
+    arr = np.asarray(lengths)
+    if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):  # 3.0 is a length, as in layers
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+    arr = arr.reshape(-1) if arr.ndim == 0 else arr
+    if arr.shape != (B,):
+        raise ValueError(f"lengths: expected shape ({B},), one length per sequence, got "
+                         f"{arr.shape}")
+    if arr.min() < 1 or arr.max() > T:
+        raise ValueError(f"lengths: expected every length in 1..{T} (the sequence length), "
+                         f"got values from {arr.min()} to {arr.max()}")
+    return arr - 1
+
+
+class Sequential(Module):
+    """A recurrent layer with modules before it (e.g. an Embedding) and heads after it.
+
+    Parameters
+    ----------
+    *modules : npseq modules
+        Exactly one recurrent layer (:class:`~npseq.RNN`, :class:`~npseq.LSTM`,
+        :class:`~npseq.GRU`); the modules before it transform ``x`` (e.g. an
+        :class:`~npseq.Embedding` of token ids), the heads after it transform the layer's
+        ``out`` (e.g. :class:`LastStep`, :class:`~npseq.Linear`). The usual call is
+        ``Sequential(rnn, *heads)``. Every module with parameters must have the same dtype.
+
+    Attributes
+    ----------
+    params, grads : dict
+        Keyed ``"<index>.<name>"`` (``"0.weight_ih_l0"``, ``"1.weight"`` ...), holding the
+        sub-modules' live arrays.
+
+    Notes
+    -----
+    Forward applies the modules in order; backward applies their backwards in reverse
+    order, each popping its own most recent forward (so several forward calls are paired
+    with backward calls last-in first-out, as for a single layer)::
+
+        x_0 = x
+        x_{i+1} = m_i(x_i)                  out, state = rnn(x_r, state, lengths)
+        dx_i = m_i.backward(dx_{i+1})       dx_r, dstate0 = rnn.backward(dout, dstate)
+
+    A module after the layer that declares ``uses_lengths = True`` (as :class:`LastStep`)
+    is called as ``m(y, lengths=lengths, batch_first=rnn.batch_first)``.
+
+    Examples
+    --------
+    >>> import numpy as np, npseq
+    >>> model = npseq.Sequential(npseq.LSTM(3, 8, seed=0), npseq.LastStep(),
+    ...                          npseq.Linear(8, 2, seed=1))
+    >>> y, (h, c) = model(np.ones((5, 4, 3)), lengths=[5, 3, 2, 5])
+    >>> y.shape
+    (4, 2)
+    >>> dx, (dh0, dc0) = model.backward(np.ones((4, 2)))
+    >>> sorted(model.params)[:2]
+    ['0.bias_hh_l0', '0.bias_ih_l0']
+    """
+
+    def __init__(self, *modules):
+        layers = [i for i, m in enumerate(modules) if isinstance(m, _RNNBase)]
+        if len(layers) != 1:
+            raise ValueError(f"modules: expected exactly one recurrent layer (npseq.RNN, "
+                             f"LSTM or GRU), got {len(layers)} among "
+                             f"{[type(m).__name__ for m in modules]}")
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module) or not callable(getattr(m, "backward", None)):
+                raise TypeError(f"modules[{i}]: expected an npseq module with forward and "
+                                f"backward (Linear, Embedding, LastStep, ...), got "
+                                f"{type(m).__name__}")
+        self.modules = list(modules)
+        self.index = layers[0]
+        self.rnn = modules[self.index]
+        super().__init__(self.rnn.dtype)
+        for i, m in enumerate(modules):
+            if m.params and m.dtype != self.dtype:
+                raise ValueError(f"modules[{i}]: expected dtype {self.dtype} (that of the "
+                                 f"recurrent layer), got {type(m).__name__} of dtype "
+                                 f"{m.dtype}")
+        self.params = {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.params.items()}
+        self.grads = {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.grads.items()}
+        self.training = self.rnn.training
+
+    def __getitem__(self, i):
+        return self.modules[i]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __iter__(self):
+        return iter(self.modules)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {m!r}" for i, m in enumerate(self.modules))
+        return f"Sequential({inner}\n)"
+
+    def train(self, mode=True):
+        """Set training mode on every sub-module (dropout active); returns self."""
+        super().train(mode)
+        for m in self.modules:
+            m.train(mode)
+        return self
+
+    def __call__(self, x, state=None, lengths=None):
+        return self.forward(x, state, lengths)
+
+    def forward(self, x, state=None, lengths=None):
+        """Run the modules in order.
+
+        Parameters
+        ----------
+        x : the input of the first module: for the layer itself, (T, B, input_size),
+            (B, T, input_size) with ``batch_first``, or unbatched (T, input_size)
+        state : the layer's initial state, None for zeros
+        lengths : array_like of int, shape (B,), optional
+            Valid length of each sequence; passed to the layer and to the heads that use it.
+
+        Returns
+        -------
+        y : the output of the last module
+        state : the layer's final state (``h_n``, or ``(h_n, c_n)`` for LSTM)
+        """
+        for m in self.modules[:self.index]:
+            x = m(x)
+        y, state = self.rnn(x, state, lengths)
+        for m in self.modules[self.index + 1:]:
+            if getattr(m, "uses_lengths", False):
+                y = m(y, lengths=lengths, batch_first=self.rnn.batch_first)
+            else:
+                y = m(y)
+        return y, state
+
+    def backward(self, dy, dstate=None):
+        """Backward of the most recent forward call not yet paired with a backward.
+
+        Parameters
+        ----------
+        dy : gradient of ``y``, shaped like it (None for zero)
+        dstate : gradient of the final state (None for zero)
+
+        Returns
+        -------
+        dx : gradient of ``x`` (None when the first module is an Embedding)
+        dstate0 : gradient of the initial state
+
+        Every sub-module adds its parameter gradients into its ``grads`` (the same arrays as
+        this model's :attr:`grads`).
+        """
+        for m in reversed(self.modules[self.index + 1:]):
+            dy = m.backward(dy)
+        dx, dstate0 = self.rnn.backward(dy, dstate)
+        for m in reversed(self.modules[:self.index]):
+            dx = m.backward(dx)
+        return dx, dstate0
