@@ -7,7 +7,7 @@ Your own cell (a step forward and a step backward, a :class:`CellKind`):
 :class:`Recurrent`, :class:`RecurrentCell`.
 Gradient checking: :mod:`npseq.gradcheck`.
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
-:mod:`npseq.losses`, :mod:`npseq.optim`.
+:mod:`npseq.losses`, :mod:`npseq.optim`, :func:`save`, :func:`load`.
 """
 from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.grad_mode import is_grad_enabled, no_grad
@@ -15,6 +15,7 @@ from npseq.layers import GRU, LSTM, RNN
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 from npseq.recurrent import Recurrent, RecurrentCell
 from npseq.model import LastStep, Sequential
+from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
 from npseq import gradcheck, losses, optim
@@ -24,4 +25,4 @@ __version__ = "0.1.0"
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "RecurrentCell", "CellKind", "ParamSpec", "StepGrads", "no_grad",
            "is_grad_enabled", "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential",
-           "LastStep", "losses", "optim"]
+           "LastStep", "save", "load", "losses", "optim"]
