@@ -2,14 +2,38 @@
 
 Every message names the argument, what was expected and what was given, so that a wrong
 shape fails here and never as a broadcasting error deep inside a step function.
+
+Policies (what a NumPy user expects, where PyTorch and NumPy differ):
+
+* Arrays: anything NumPy turns into a real array is accepted (lists, bool, integer, float
+  arrays, tensors through ``numpy.asarray``) and cast to the module's dtype; complex, string
+  and object arrays are a ``TypeError`` (a cast would drop the imaginary part or fail later).
+  A finite value too large for the module's dtype (1e300 into float32) is a ``ValueError``
+  instead of a silent ``inf``.
+* NaN and inf in an input flow through to the outputs, as in NumPy and PyTorch: they are not
+  checked for, since a check would cost a pass over every input of every call.
+* Lengths are integers; floats holding whole numbers (``3.0``) are accepted, bools are not.
 """
 from __future__ import annotations
 
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class StateDictKeyError(KeyError):
+    """A ``KeyError`` from ``load_state_dict`` whose message prints as written.
+
+    (``KeyError`` itself prints the ``repr`` of its message, quotes and escapes included.)
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
 
 def check_int(name, value, minimum=None, maximum=None):
@@ -28,6 +52,26 @@ def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
+
+
+def check_choice(name, value, choices):
+    """One of the strings ``choices``."""
+    expected = " or ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected {expected}, got {value!r} ({type(value).__name__})")
+    if value not in choices:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+def check_callable(name, value, signature, optional=False):
+    """A callable (or None if ``optional``); ``signature`` describes what it is called with."""
+    if value is None and optional:
+        return None
+    if not callable(value):
+        expected = "a callable " + signature + (" or None" if optional else "")
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+    return value
 
 
 def check_dtype(dtype, name="dtype"):
@@ -73,6 +117,16 @@ def as_array(name, value, dtype):
                         f"({err})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    dtype = np.dtype(dtype)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="raise"):
+            try:
+                return arr.astype(dtype)
+            except FloatingPointError:
+                big = np.max(np.abs(arr[np.isfinite(arr)]))
+                raise ValueError(f"{name}: expected values that fit in {dtype} (magnitude "
+                                 f"<= {np.finfo(dtype).max:.3g}), got values up to "
+                                 f"{big:.3g}") from None
     return arr.astype(dtype, copy=False)
 
 
@@ -82,3 +136,42 @@ def check_shape(name, arr, expected, what=""):
         detail = f" {what}" if what else ""
         raise ValueError(f"{name}: expected shape {tuple(expected)}{detail}, got {arr.shape}")
     return arr
+
+
+def check_lengths(lengths, T, B, scalar_ok=False, name="lengths"):
+    """Sequence lengths -> an int64 array of shape ``(B,)`` with values in ``1..T``.
+
+    ``scalar_ok`` also accepts a single length (for an unbatched sequence, B = 1).
+    """
+    try:
+        arr = np.asarray(lengths)
+    except (ValueError, TypeError):
+        raise TypeError(f"{name}: expected a 1-D array of integers, got "
+                        f"{type(lengths).__name__}") from None
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))  # 3.0 is a length, 2.5 and nan not
+        if not np.all(whole):
+            raise TypeError(f"{name}: expected integers, "
+                            f"got {arr[~whole].flat[0].item()!r} in an "
+                            f"array of dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integers, got dtype {arr.dtype}")
+    if scalar_ok and arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.shape != (B,):
+        raise ValueError(f"{name}: expected shape ({B},), one length per sequence, got "
+                         f"{arr.shape}")
+    if arr.min() < 1 or arr.max() > T:
+        raise ValueError(f"{name}: expected every length in 1..{T} (the sequence "
+                         f"length), got values from {arr.min()} to {arr.max()}")
+    return arr.astype(np.int64, copy=False)
+
+
+def warn(message, category=UserWarning):
+    """``warnings.warn``, attributed to the first caller outside npseq (its file and line)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(0), 1  # level 1 is this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

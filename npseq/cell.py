@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from npseq import grad_mode
-from npseq._validation import as_array, check_bool, check_dtype, check_int, check_shape, make_rng
+from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
+                               check_shape, make_rng)
 from npseq.cells import base, rnn, variants
 from npseq.module import Module
 
@@ -87,8 +88,9 @@ class _CellBase(Module):
 
         Returns ``(dx, dstate_prev)`` and adds the parameter gradients into ``grads``.
         """
-        cache, batch, unbatched = self._pop()
+        cache, batch, unbatched = self._peek()
         dcarry = self._carry_in("dstate", dstate, batch, unbatched, allow_none=False)
+        self._pop()  # only once dstate passed its checks
         dx, dcarry_prev, dparams = base.cell_backward(self.kind, dcarry, cache, self.params)
         self._accumulate(dparams)
         dx = dx[0] if unbatched else dx
@@ -105,9 +107,11 @@ class _CellBase(Module):
             return tuple(np.zeros((batch, self.hidden_size), self.dtype) for _ in range(n))
         if n == 2:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{argname}: expected a tuple (h, c), got "
-                                f"{type(state).__name__}")
-            parts, names = state, (f"{argname}[0] (h)", f"{argname}[1] (c)")
+                given = (f"a {type(state).__name__} of length {len(state)}"
+                         if isinstance(state, (tuple, list)) else type(state).__name__)
+                raise TypeError(f"{argname}: expected a tuple (h, c) for LSTMCell, got {given}")
+            d = "d" if argname.startswith("d") else ""
+            parts, names = state, (f"{argname}[0] ({d}h)", f"{argname}[1] ({d}c)")
         else:
             if isinstance(state, (tuple, list)):
                 raise TypeError(f"{argname}: expected an array, got a {type(state).__name__} "
@@ -152,9 +156,7 @@ class RNNCell(_CellBase):
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
                  dtype=np.float64, seed=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, bias, dtype, seed)
 

@@ -15,8 +15,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from npseq import grad_mode
-from npseq._validation import (as_array, check_bool, check_dtype, check_int, check_probability,
-                               check_shape, make_rng)
+from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
+                               check_lengths, check_probability, check_shape, make_rng, warn)
 from npseq.bptt import sequence_backward, sequence_forward
 from npseq.cell import uniform_init
 from npseq.cells import rnn, variants
@@ -50,6 +50,10 @@ class _RNNBase(Module):
         self.bias = check_bool("bias", bias)
         self.batch_first = check_bool("batch_first", batch_first)
         self.dropout = check_probability("dropout", dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warn(f"dropout: dropout acts between stacked layers (on every layer's output but "
+                 f"the last), so non-zero dropout expects num_layers > 1, got "
+                 f"dropout={self.dropout} and num_layers=1")
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.proj_size = check_int("proj_size", proj_size, minimum=0)
         if self.proj_size and self.kind.name != "LSTM":
@@ -203,7 +207,7 @@ class _RNNBase(Module):
         """
         if trace is not None and not isinstance(trace, dict):
             raise TypeError(f"trace: expected None or a dict to fill, got {type(trace).__name__}")
-        tape = self._pop()
+        tape = self._peek()
         B, unbatched = tape.batch, tape.unbatched
         if dout is None:
             dout = np.zeros(tape.shape_out, self.dtype)
@@ -214,6 +218,7 @@ class _RNNBase(Module):
         elif self.batch_first:
             dout = dout.transpose(1, 0, 2)
         dcarries = self._state_in("dstate", dstate, B, unbatched)
+        self._pop()  # only once dout and dstate passed their checks
 
         H_out = self.output_size
         dstate0 = [np.empty_like(d) for d in dcarries]
@@ -248,20 +253,22 @@ class _RNNBase(Module):
         n = self.kind.num_states
         LD = self.num_layers * self.num_directions
         sizes = (self.output_size, self.hidden_size)[:n]
-        labels = ("h", "c")[:n]
+        labels = (("dh_n", "dc_n") if argname.startswith("d") else ("h0", "c0"))[:n]
         if state is None:
             return tuple(np.zeros((LD, B, s), self.dtype) for s in sizes)
         if n == 2:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{argname}: expected a tuple (h, c) for LSTM, got "
-                                f"{type(state).__name__}")
+                given = (f"a {type(state).__name__} of length {len(state)}"
+                         if isinstance(state, (tuple, list)) else type(state).__name__)
+                raise TypeError(f"{argname}: expected a tuple ({', '.join(labels)}) for LSTM, "
+                                f"got {given}")
             parts = tuple(state)
             names = tuple(f"{argname}[{i}] ({labels[i]})" for i in range(2))
         else:
             if isinstance(state, (tuple, list)):
                 raise TypeError(f"{argname}: expected an array for {type(self).__name__}, got "
                                 f"a {type(state).__name__} (only LSTM states are tuples)")
-            parts, names = (state,), (argname,)
+            parts, names = (state,), (f"{argname} ({labels[0]})",)
         carries = []
         for name, part, size in zip(names, parts, sizes):
             expected = (LD, size) if unbatched else (LD, B, size)
@@ -281,24 +288,7 @@ class _RNNBase(Module):
         """``lengths`` -> bool mask (T, B, 1), or None when every sequence is full."""
         if lengths is None:
             return None
-        try:
-            arr = np.asarray(lengths)
-        except (ValueError, TypeError):
-            raise TypeError(f"lengths: expected a 1-D array of integers, got "
-                            f"{type(lengths).__name__}") from None
-        if arr.dtype.kind not in "iu":
-            if arr.dtype.kind == "f" and arr.size and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.int64)
-            else:
-                raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
-        if unbatched:
-            arr = arr.reshape(-1) if arr.ndim == 0 else arr
-        if arr.shape != (B,):
-            raise ValueError(f"lengths: expected shape ({B},), one length per sequence, got "
-                             f"{arr.shape}")
-        if arr.min() < 1 or arr.max() > T:
-            raise ValueError(f"lengths: expected every length in 1..{T} (the sequence "
-                             f"length), got values from {arr.min()} to {arr.max()}")
+        arr = check_lengths(lengths, T, B, scalar_ok=unbatched)
         if np.all(arr == T):
             return None
         return (np.arange(T)[:, None] < arr[None, :])[:, :, None]  # (T, B, 1)
@@ -339,9 +329,7 @@ class RNN(_RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
                  seed=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed)

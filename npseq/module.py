@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from npseq._validation import as_array
+from npseq._validation import StateDictKeyError, as_array
 
 
 class Module:
@@ -54,29 +54,39 @@ class Module:
     def load_state_dict(self, state_dict):
         """Copy parameters in from a mapping of array-likes with exactly this module's keys.
 
+        Every key and shape is checked before any parameter is written, and one error names
+        every problem found; the mapping and its arrays are not modified.
+
         Raises
         ------
         TypeError
-            ``state_dict`` is not a mapping.
+            ``state_dict`` is not a mapping, or a value is not a real numeric array.
         KeyError
-            A key is missing or unexpected (all of them are named).
+            Keys are missing or unexpected (all of them are named, and any wrong shapes).
         ValueError
-            A value has the wrong shape (the key is named).
+            Values have the wrong shape (every such key is named).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a mapping of parameter names to arrays, "
                             f"got {type(state_dict).__name__}")
         missing = [k for k in self.params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in self.params]
-        if missing or unexpected:
-            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        new = {}
+        new, wrong = {}, []
         for k, target in self.params.items():
-            value = as_array(f"state_dict[{k!r}]", _to_numpy(state_dict[k]), self.dtype)
-            if value.shape != target.shape:
-                raise ValueError(f"state_dict[{k!r}]: expected shape {target.shape}, "
+            if k in state_dict:
+                value = as_array(f"state_dict[{k!r}]", _to_numpy(state_dict[k]), self.dtype)
+                if value.shape != target.shape:
+                    wrong.append(f"state_dict[{k!r}]: expected shape {target.shape}, "
                                  f"got {value.shape}")
-            new[k] = value
+                new[k] = value
+        if missing or unexpected or wrong:
+            problems = [f"missing keys {missing}"] if missing else []
+            problems += [f"unexpected keys {unexpected}"] if unexpected else []
+            messages = (["state_dict: expected the keys of this module, got "
+                         + " and ".join(problems)] if problems else []) + wrong
+            raise (StateDictKeyError if problems else ValueError)(
+                "; ".join(messages) + f" (a state dict of another architecture or size? "
+                f"This module is {self!r})")
         for k, value in new.items():  # all checked before any is written
             self.params[k][...] = value
 
@@ -87,11 +97,21 @@ class Module:
     def _push(self, record):
         self._tape.append(record)
 
-    def _pop(self, what="forward"):
+    def _peek(self, what="forward"):
+        """The record of the most recent unpaired forward call, left on the tape.
+
+        ``backward`` checks its arguments against it and only then pops it, so that a
+        backward call that fails its checks can be corrected and repeated.
+        """
         if not self._tape:
             raise RuntimeError(f"backward: no {what} call to pair it with; call the module "
                                f"on an input first (and not inside npseq.no_grad())")
-        return self._tape.pop()
+        return self._tape[-1]
+
+    def _pop(self, what="forward"):
+        record = self._peek(what)
+        self._tape.pop()
+        return record
 
     def _accumulate(self, grads):
         for k, g in grads.items():

@@ -17,7 +17,9 @@ With ``k >= T`` this is plain BPTT over the whole sequence.
 """
 from __future__ import annotations
 
-from npseq._validation import as_array, check_int
+import numbers
+
+from npseq._validation import as_array, check_callable, check_int
 
 __all__ = ["truncated_bptt", "time_chunks"]
 
@@ -63,23 +65,29 @@ def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
     ...     return 0.5 * float(np.sum(out ** 2)), out
     >>> loss, h = npseq.truncated_bptt(m, x, 4, loss_and_grad)
     """
+    if not all(hasattr(module, a) for a in ("forward", "backward", "dtype", "batch_first")):
+        raise TypeError(f"module: expected a layer (npseq.RNN, LSTM or GRU) that runs whole "
+                        f"sequences, got {type(module).__name__}")
     k = check_int("k", k, minimum=1)
-    if not callable(loss_and_grad):
-        raise TypeError(f"loss_and_grad: expected a callable (out, start, stop) -> "
-                        f"(loss, dout), got {type(loss_and_grad).__name__}")
-    if on_chunk is not None and not callable(on_chunk):
-        raise TypeError(f"on_chunk: expected a callable or None, got "
-                        f"{type(on_chunk).__name__}")
+    check_callable("loss_and_grad", loss_and_grad, "(out, start, stop) -> (loss, dout)")
+    check_callable("on_chunk", on_chunk, "(start, stop, loss)", optional=True)
     x = as_array("x", x, module.dtype)
     time_axis = 1 if module.batch_first and x.ndim == 3 else 0
-    if x.ndim not in (2, 3):
-        raise ValueError(f"x: expected a 3-D batch or a 2-D unbatched sequence, got shape "
-                         f"{x.shape}")
+    if x.ndim not in (2, 3) or x.shape[time_axis] == 0:
+        raise ValueError(f"x: expected a 3-D batch or a 2-D unbatched sequence with at least "
+                         f"one time step, got shape {x.shape}")
     total = 0.0
     for start, stop in time_chunks(x.shape[time_axis], k):
         chunk = x[:, start:stop] if time_axis == 1 else x[start:stop]
         out, state = module(chunk, state)
-        loss, dout = loss_and_grad(out, start, stop)
+        result = loss_and_grad(out, start, stop)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise TypeError(f"loss_and_grad: expected it to return a pair (loss, dout), got "
+                            f"{type(result).__name__}")
+        loss, dout = result
+        if not isinstance(loss, numbers.Real):
+            raise TypeError(f"loss_and_grad: expected a real number as the loss, got "
+                            f"{type(loss).__name__}")
         module.backward(dout)  # the gradient of the chunk's initial state is dropped
         total += float(loss)
         if on_chunk is not None:
