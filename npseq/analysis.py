@@ -38,9 +38,9 @@ __all__ = ["gradient_norms", "jacobian_norms", "gate_statistics", "format_gate_s
 # A unit counts as saturated where its activation's derivative is close to zero:
 # sigmoid s < 1 - threshold or s > threshold; tanh |t| > threshold; relu y == 0.
 SATURATION_THRESHOLD = 0.95
-_GATE_ACTIVATION = {"i": "sigmoid", "f": "sigmoid", "o": "sigmoid", "r": "sigmoid",
-                    "z": "sigmoid", "g": "tanh", "n": "tanh"}
 _GATES = ("i", "f", "g", "o", "r", "z", "n")
+_CANDIDATES = ("g", "n")  # the gates under ``activation``; the others under
+# ``recurrent_activation``; the plain RNN's "h" under ``nonlinearity``
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -74,6 +74,18 @@ def _untouched(module: Module):
             g[...] = saved_grads[k]
         if rng_state is not None:
             rng.bit_generator.state = rng_state
+
+
+def _time_major(module, x):
+    """A layer's input, checked, as ``(x of shape (T, B, D), unbatched)``."""
+    x = as_array("x", x, module.dtype)
+    if x.ndim not in (2, 3) or x.shape[-1] != module.input_size or 0 in x.shape:
+        raise ValueError(f"x: expected a non-empty (seq_len, batch, {module.input_size}) "
+                         f"batch ((batch, seq_len, ...) with batch_first) or an unbatched "
+                         f"(seq_len, {module.input_size}) sequence, got shape {x.shape}")
+    unbatched = x.ndim == 2
+    return (x[:, None] if unbatched else (x.transpose(1, 0, 2) if module.batch_first else x),
+            unbatched)
 
 
 def _valid_steps(module, x, lengths):
@@ -183,14 +195,8 @@ def _matrix_norms(J, ord):
 
 def _layer_jacobians(module, x, state, layer, direction):
     """dh_T/dh_t for one layer and direction: (T, B, H_out, H_out), rows indexing h_T."""
-    x = as_array("x", x, module.dtype)
-    if x.ndim not in (2, 3) or x.shape[-1] != module.input_size or 0 in x.shape:
-        raise ValueError(f"x: expected a non-empty (seq_len, batch, {module.input_size}) "
-                         f"batch ((batch, seq_len, ...) with batch_first) or an unbatched "
-                         f"(seq_len, {module.input_size}) sequence, got shape {x.shape}")
-    unbatched = x.ndim == 2
-    xb = x[:, None] if unbatched else (x.transpose(1, 0, 2) if module.batch_first else x)
-    B = xb.shape[1]  # xb: (T, B, D)
+    xb, unbatched = _time_major(module, x)  # (T, B, D)
+    B = xb.shape[1]
     K = module.output_size  # one backward row for each entry of h_T
     carries = module._state_in("state", state, B, unbatched)  # (L*D, B, .) each
     x_rep = np.repeat(xb, K, axis=1)  # sequence b*K + k is a copy of sequence b
@@ -294,13 +300,24 @@ def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0
 
 
 # -- gate statistics -------------------------------------------------------------------------
+def _activation(module, gate):
+    """The name of the activation that produced ``gate`` in ``module``'s cell."""
+    if gate == "h":
+        return getattr(module, "nonlinearity", "tanh")
+    if gate in _CANDIDATES:
+        return getattr(module, "activation", "tanh")
+    return getattr(module, "recurrent_activation", "sigmoid")
+
+
 def _saturated(values, activation, threshold):
     """Bool array: where the unit sits on a flat part of its activation."""
-    if activation == "sigmoid":
+    if activation in ("sigmoid", "hard_sigmoid"):  # values in [0, 1]
         return (values < 1 - threshold) | (values > threshold)
     if activation == "tanh":
         return np.abs(values) > threshold
-    return values <= 0  # relu: zero output, zero derivative
+    if activation == "relu":
+        return values <= 0  # zero output, zero derivative
+    raise ValueError(f"module: no saturation rule for the activation {activation!r}")
 
 
 def _cache_field(caches, name):
@@ -322,13 +339,17 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
     all units, all sequences of the batch and all real time steps (padding is left out).
 
     A unit is *saturated* where its activation is flat, so that the gradient through it is
-    nearly zero:
+    nearly zero. The activation of each gate is the module's: ``recurrent_activation``
+    (default sigmoid) for i, f, o, r, z; ``activation`` (default tanh) for g and n;
+    ``nonlinearity`` for the RNN's h.
 
-    * sigmoid gates (i, f, o, r, z): ``s < 1 - threshold`` or ``s > threshold``, by default
-      below 0.05 or above 0.95 (``s (1 - s) < 0.0475``);
-    * tanh (g, n, the tanh RNN's h): ``|t| > threshold``, by default 0.95
-      (``1 - t**2 < 0.0975``);
-    * relu (the relu RNN's h): output 0.
+    * sigmoid and hard_sigmoid: ``s < 1 - threshold`` or ``s > threshold``, by default
+      below 0.05 or above 0.95 (for the sigmoid, ``s (1 - s) < 0.0475``);
+    * tanh: ``|t| > threshold``, by default 0.95 (``1 - t**2 < 0.0975``);
+    * relu: output 0.
+
+    A cell of your own is covered through the same field names (``i, f, g, o, r, z, n``,
+    or ``h``); a layer whose caches have none of them gets an empty dict.
 
     Parameters
     ----------
@@ -353,23 +374,19 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
         module(x, state, lengths)
         records = module._tape[-1].records  # records[layer][direction].caches
     valid = _valid_steps(module, x, lengths)  # (T, B)
-    if module.kind.name == "RNN_RELU":
-        fallback = "relu"
-    else:
-        fallback = "tanh"
     stats = {}
     for layer, layer_records in enumerate(records):
         for direction, record in enumerate(layer_records):
             caches = record.caches
             first = caches if hasattr(caches, "h_prev") else caches[0]
-            gates = [name for name in _GATES if hasattr(first, name)] or ["h"]
+            gates = ([name for name in _GATES if hasattr(first, name)]
+                     or [name for name in ("h",) if hasattr(first, name)])
             stats[(layer, direction)] = {}
             for name in gates:
                 values = _cache_field(caches, name)[valid]  # (real steps, H)
-                act = _GATE_ACTIVATION.get(name, fallback)
-                stats[(layer, direction)][name] = {
-                    "mean": float(values.mean()),
-                    "saturated": float(_saturated(values, act, threshold).mean())}
+                sat = _saturated(values, _activation(module, name), threshold)
+                stats[(layer, direction)][name] = {"mean": float(values.mean()),
+                                                   "saturated": float(sat.mean())}
     return stats
 
 
