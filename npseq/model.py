@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from npseq import grad_mode
-from npseq._validation import as_array, check_shape
+from npseq._validation import as_array, check_bool, check_lengths, check_shape
 from npseq.layers import _RNNBase
 from npseq.module import Module
 
@@ -99,13 +99,15 @@ class LastStep(Module):
             raise ValueError(f"out: expected shape (seq_len, batch, features), (batch, "
                              f"seq_len, features) with batch_first, or (seq_len, features), "
                              f"got {out.shape}")
+        batch_first = check_bool("batch_first", batch_first)
         unbatched = out.ndim == 2
         seq = out[:, None] if unbatched else (out.transpose(1, 0, 2) if batch_first else out)
         T, B = seq.shape[:2]
-        last = _last_steps(lengths, T, B)
+        last = (np.full(B, T - 1) if lengths is None
+                else check_lengths(lengths, T, B, scalar_ok=unbatched) - 1)  # (B,)
         y = seq[last, np.arange(B)]  # (B, F)
         if grad_mode.is_grad_enabled():
-            self._push(LastStepCache(last, out.shape, bool(batch_first), out.dtype))
+            self._push(LastStepCache(last, out.shape, batch_first, out.dtype))
         return y[0] if unbatched else y
 
     def backward(self, dy):
@@ -124,25 +126,6 @@ class LastStep(Module):
         dseq = np.zeros((T, B, F), dtype)
         dseq[last, np.arange(B)] = dy.reshape(B, F)
         return dseq[:, 0] if unbatched else (dseq.transpose(1, 0, 2) if batch_first else dseq)
-
-
-def _last_steps(lengths, T, B):
-    """``lengths - 1`` as an index array of shape (B,), or ``T - 1`` for every sequence."""
-    if lengths is None:
-        return np.full(B, T - 1)
-    arr = np.asarray(lengths)
-    if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):  # 3.0 is a length, as in layers
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
-    arr = arr.reshape(-1) if arr.ndim == 0 else arr
-    if arr.shape != (B,):
-        raise ValueError(f"lengths: expected shape ({B},), one length per sequence, got "
-                         f"{arr.shape}")
-    if arr.min() < 1 or arr.max() > T:
-        raise ValueError(f"lengths: expected every length in 1..{T} (the sequence length), "
-                         f"got values from {arr.min()} to {arr.max()}")
-    return arr - 1
 
 
 class Sequential(Module):
@@ -212,6 +195,12 @@ class Sequential(Module):
         self.params = {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.params.items()}
         self.grads = {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.grads.items()}
         self.training = self.rnn.training
+
+    @property
+    def batch_first(self) -> bool:
+        """The recurrent layer's ``batch_first``: the layout of ``x`` (and of ``y`` while it
+        has a time axis)."""
+        return self.rnn.batch_first
 
     def __getitem__(self, i):
         return self.modules[i]

@@ -215,3 +215,26 @@ def test_backward_without_forward_and_bad_dy():
     model(np.ones((4, 2, 2)))
     with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\)"):
         model.backward(np.ones((4, 2, 3)))
+
+
+def test_truncated_bptt_drives_a_sequential():
+    """A model is a drop-in for a layer in truncated_bptt (it has batch_first, dtype ...)."""
+    rng = np.random.default_rng(7)
+    model = npseq.Sequential(npseq.GRU(2, 3, batch_first=True, seed=0),
+                             npseq.Linear(3, 1, seed=1))
+    x = rng.standard_normal((2, 6, 2))  # (B, T, D)
+    y = rng.standard_normal((2, 6, 1))
+    assert model.batch_first
+
+    def loss_and_grad(out, start, stop):
+        return losses.mse_loss(out, y[:, start:stop], reduction="sum")
+
+    total, _ = npseq.truncated_bptt(model, x, 6, loss_and_grad)  # k = T: plain BPTT
+    whole = {k: g.copy() for k, g in model.grads.items()}
+    model.zero_grad()
+    out, _ = model(x)
+    loss, dout = loss_and_grad(out, 0, 6)
+    model.backward(dout)
+    assert total == pytest.approx(loss, rel=1e-14)
+    for k in whole:
+        np.testing.assert_allclose(whole[k], model.grads[k], rtol=1e-13)
