@@ -125,7 +125,7 @@ def cell_cases(draw, kinds=KINDS, max_size=4, max_batch=3, bias=None):
     kind = draw(st.sampled_from(kinds))
     D = draw(st.integers(1, max_size))
     H = draw(st.integers(1, max_size))
-    batch = draw(st.none() | st.integers(1, max_batch))
+    batch = draw(st.sampled_from((None, *range(1, max_batch + 1))))
     with_bias = draw(st.booleans()) if bias is None else bias
     cell = make_cell(kind, D, H, bias=with_bias, seed=0)
     cell.load_state_dict(draw(param_arrays({k: v.shape for k, v in cell.params.items()}, H)))
@@ -203,14 +203,15 @@ def layer_configs(draw, kinds=KINDS, max_layers=3, max_size=4, max_len=5, max_ba
     kind = draw(st.sampled_from(kinds))
     H = draw(st.integers(1, max_size))
     num_layers = draw(st.integers(1, max_layers))
-    proj = draw(st.integers(0, H - 1)) if kind == "lstm" and H > 1 else 0
+    with_proj = kind == "lstm" and H > 1 and draw(st.booleans())
+    proj = draw(st.integers(1, H - 1)) if with_proj else 0
     p = draw(st.sampled_from((0.0, 0.25, 0.5))) if dropout and num_layers > 1 else 0.0
     return LayerConfig(
         kind=kind, input_size=draw(st.integers(1, max_size)), hidden_size=H,
         num_layers=num_layers, bias=draw(st.booleans()), batch_first=draw(st.booleans()),
         dropout=p, bidirectional=draw(st.booleans()), proj_size=proj,
         seq_len=draw(st.integers(1, max_len)),
-        batch=draw(st.none() | st.integers(1, max_batch)),
+        batch=draw(st.sampled_from((None, *range(1, max_batch + 1)))),
         seed=draw(st.integers(0, 2 ** 16)))
 
 
@@ -240,12 +241,12 @@ def layer_cases(draw, configs=None, with_lengths=None, with_state=None):
     only for batched input.
     """
     cfg = draw(configs if configs is not None else layer_configs())
+    use_lengths = draw(st.booleans()) if with_lengths is None else with_lengths
+    use_state = draw(st.booleans()) if with_state is None else with_state
     x = draw(arrays(cfg.x_shape()))
     lengths = None
-    use_lengths = draw(st.booleans()) if with_lengths is None else with_lengths
     if use_lengths and cfg.batch is not None:
         lengths = draw(lengths_for(cfg.seq_len, cfg.batch))
-    use_state = draw(st.booleans()) if with_state is None else with_state
     state = (pack_state(cfg.kind, [draw(arrays(s)) for s in cfg.state_shapes()])
              if use_state else None)
     dout = draw(upstream_arrays(cfg.out_shape()))

@@ -1,0 +1,187 @@
+"""Truncated BPTT (``npseq.truncated_bptt``): with k >= T it is full BPTT; with k < T its
+gradient is the sum over chunks of each chunk's loss gradient with the chunk's initial state
+held constant (checked against finite differences, not against the code under test); the
+forward over chunks equals the forward over the whole sequence."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npseq
+from npseq.gradcheck import numerical_gradient, rel_error
+from npseq.tbptt import time_chunks
+from strategies import LayerConfig, examples, layer_cases, layer_configs, unpack_state
+
+unidirectional = layer_configs(max_layers=2, dropout=False).filter(lambda c: not c.bidirectional)
+
+
+def time_axis(cfg):
+    return 1 if cfg.batch_first and cfg.batch is not None else 0
+
+
+def take(a, axis, start, stop):
+    return a[:, start:stop] if axis == 1 else a[start:stop]
+
+
+class SquaredError:
+    """``loss_and_grad`` for ``0.5 * sum((out - target)**2)``, recording each chunk's output."""
+
+    def __init__(self, target, axis):
+        self.target, self.axis, self.outs, self.calls = target, axis, [], []
+
+    def __call__(self, out, start, stop):
+        self.outs.append(out.copy())
+        self.calls.append((start, stop))
+        diff = out - take(self.target, self.axis, start, stop)
+        return 0.5 * float(np.sum(diff ** 2)), diff
+
+
+@given(case=layer_cases(configs=layer_configs(max_layers=2)), extra=st.integers(0, 3))
+@settings(max_examples=examples(15))
+def test_k_at_least_T_equals_full_bptt(case, extra):
+    cfg = case.config
+    axis = time_axis(cfg)
+    m, full = cfg.build(), cfg.build()  # same seed: same weights and dropout masks
+    target = case.dout  # any array shaped like out
+    loss_fn = SquaredError(target, axis)
+    total, state = npseq.truncated_bptt(m, case.x, cfg.seq_len + extra, loss_fn, case.state)
+    out, state_full = full(case.x, case.state)
+    full.backward(out - target)
+    assert loss_fn.calls == [(0, cfg.seq_len)]
+    assert total == pytest.approx(0.5 * np.sum((out - target) ** 2), rel=1e-13)
+    for a, b in zip(unpack_state(state), unpack_state(state_full)):
+        np.testing.assert_array_equal(a, b)
+    for k in m.grads:
+        np.testing.assert_array_equal(m.grads[k], full.grads[k])
+
+
+@given(case=layer_cases(configs=unidirectional.filter(lambda c: c.seq_len >= 3),
+                        with_lengths=False), data=st.data())
+@settings(max_examples=examples(10))
+def test_forward_over_chunks_equals_the_whole_and_chunks_are_in_order(case, data):
+    cfg = case.config
+    axis = time_axis(cfg)
+    k = data.draw(st.integers(1, cfg.seq_len - 1))
+    m = cfg.build()
+    loss_fn = SquaredError(case.dout, axis)
+    seen = []
+    total, state = npseq.truncated_bptt(m, case.x, k, loss_fn, case.state,
+                                        on_chunk=lambda *a: seen.append(a))
+    with npseq.no_grad():
+        out, state_full = m(case.x, case.state)
+    np.testing.assert_allclose(np.concatenate(loss_fn.outs, axis=axis), out, rtol=1e-13,
+                               atol=1e-14)
+    for a, b in zip(unpack_state(state), unpack_state(state_full)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    starts = list(range(0, cfg.seq_len, k))
+    assert loss_fn.calls == [(s, min(s + k, cfg.seq_len)) for s in starts]
+    assert [(a, b) for a, b, _ in seen] == loss_fn.calls
+    assert total == pytest.approx(sum(loss for _, _, loss in seen), rel=1e-13)
+    assert total == pytest.approx(0.5 * np.sum((out - case.dout) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_k_below_T_gives_the_truncated_gradient(kind, k):
+    """Reference built independently: for each chunk, the state it starts from is computed
+    once and held constant, and the chunk's loss is differentiated by central differences
+    with respect to every parameter; the sum over chunks is the truncated gradient."""
+    rng = np.random.default_rng(0)
+    cfg = LayerConfig(kind, 2, 3, num_layers=2, seq_len=5, batch=2, seed=1)
+    x = rng.standard_normal((5, 2, 2))
+    target = rng.standard_normal((5, 2, 3))
+    h0 = [rng.standard_normal(s) for s in cfg.state_shapes()]
+    state0 = tuple(h0) if kind == "lstm" else h0[0]
+
+    m = cfg.build()
+    for v in m.params.values():  # random non-zero biases, not only the init
+        v += rng.uniform(-0.3, 0.3, v.shape)
+    truncated = cfg.build()
+    truncated.load_state_dict(m.state_dict())
+    npseq.truncated_bptt(truncated, x, k, SquaredError(target, 0), state0)
+
+    reference = {name: np.zeros_like(p) for name, p in m.params.items()}
+    state = state0
+    for start, stop in time_chunks(5, k):
+        with npseq.no_grad():
+            chunk_state = state  # held constant while this chunk's loss is differentiated
+            _, state = m(x[start:stop], chunk_state)
+
+        def chunk_loss():
+            with npseq.no_grad():
+                out, _ = m(x[start:stop], chunk_state)
+            return 0.5 * float(np.sum((out - target[start:stop]) ** 2))
+
+        for name, p in m.params.items():
+            reference[name] += numerical_gradient(chunk_loss, p)
+    for name in reference:
+        assert rel_error(truncated.grads[name], reference[name]) < 1e-7, name
+
+    # and truncation matters: full BPTT differs (else this test could not tell them apart)
+    full = cfg.build()
+    full.load_state_dict(m.state_dict())
+    out, _ = full(x, state0)
+    full.backward(out - target)
+    assert rel_error(full.grads["weight_hh_l0"], truncated.grads["weight_hh_l0"]) > 1e-3
+
+
+def test_on_chunk_can_step_an_optimizer_between_chunks():
+    """on_chunk runs after each chunk's backward: an SGD step there changes the weights
+    the next chunk uses, and zeroing the gradients there keeps only the last chunk's."""
+    rng = np.random.default_rng(2)
+    x, target = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 4))
+    m = npseq.GRU(3, 4, seed=3)
+    ref = npseq.GRU(3, 4, seed=3)
+    lr = 0.1
+
+    def sgd(start, stop, loss):
+        for name, p in m.params.items():
+            p -= lr * m.grads[name]
+        m.zero_grad()
+
+    npseq.truncated_bptt(m, x, 2, SquaredError(target, 0), on_chunk=sgd)
+    state = None
+    for start in (0, 2, 4):  # the same by hand
+        out, state = ref(x[start:start + 2], state)
+        ref.backward(out - target[start:start + 2])
+        for name, p in ref.params.items():
+            p -= lr * ref.grads[name]
+        ref.zero_grad()
+    for name in m.params:
+        np.testing.assert_allclose(m.params[name], ref.params[name], rtol=1e-13, atol=1e-14)
+
+
+def test_returned_state_continues_the_stream():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 2, 3))
+    m = npseq.LSTM(3, 4, num_layers=2, seed=5)
+    noop = lambda out, start, stop: (0.0, np.zeros_like(out))
+    _, state = npseq.truncated_bptt(m, x[:4], 3, noop)
+    _, state = npseq.truncated_bptt(m, x[4:], 3, noop, state)
+    with npseq.no_grad():
+        _, whole = m(x)
+    for a, b in zip(state, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+def test_time_chunks():
+    assert time_chunks(7, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert time_chunks(3, 5) == [(0, 3)]
+    assert time_chunks(4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+def test_bad_arguments_fail_naming_the_argument():
+    m = npseq.GRU(3, 4, seed=0)
+    x = np.zeros((5, 2, 3))
+    ok = lambda out, start, stop: (0.0, out)
+    with pytest.raises(ValueError, match="k"):
+        npseq.truncated_bptt(m, x, 0, ok)
+    with pytest.raises(TypeError, match="k"):
+        npseq.truncated_bptt(m, x, 2.5, ok)
+    with pytest.raises(TypeError, match="loss_and_grad"):
+        npseq.truncated_bptt(m, x, 2, None)
+    with pytest.raises(TypeError, match="on_chunk"):
+        npseq.truncated_bptt(m, x, 2, ok, on_chunk=3)
+    with pytest.raises(ValueError, match="x"):
+        npseq.truncated_bptt(m, np.zeros(5), 2, ok)
