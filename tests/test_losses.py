@@ -158,7 +158,8 @@ def test_softmax_axis():
     (lambda: losses.cross_entropy(np.zeros(3), np.array([0, 1])), ValueError, "target"),
     (lambda: losses.cross_entropy(np.zeros((2, 3)), np.array([0, 1]), reduction="none"),
      ValueError, "reduction: expected 'mean' or 'sum', got 'none'"),
-    (lambda: losses.mse_loss(np.zeros(3), np.zeros(4)), ValueError, r"target: expected shape \(3,\)"),
+    (lambda: losses.mse_loss(np.zeros(3), np.zeros(4)), ValueError,
+     r"target: expected shape \(3,\)"),
     (lambda: losses.mse_loss(np.array(["a"]), np.zeros(1)), TypeError, "pred"),
     (lambda: losses.bce_with_logits(np.zeros(3), np.zeros((3, 1))), ValueError, "target"),
 ])

@@ -172,7 +172,8 @@ def test_embedding_rejects_bad_arguments():
     emb = npseq.Embedding(3, 2, seed=0)
     with pytest.raises(TypeError, match="idx: expected an array of integers, got dtype float"):
         emb(np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"idx: expected values in 0\.\.2.*got values from 0 to 3"):
+    with pytest.raises(ValueError,
+                       match=r"idx: expected values in 0\.\.2.*got values from 0 to 3"):
         emb(np.array([0, 3]))
     with pytest.raises(ValueError, match="idx"):
         emb(np.array([-1]))
