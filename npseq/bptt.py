@@ -5,15 +5,28 @@ One driver serves every cell: the cell (a :class:`~npseq.cells.base.CellKind`) s
 and the masking of padded steps. The layers in :mod:`npseq.layers` call it once per layer and
 direction.
 
-What makes it fast is what stays *out* of the time loop (see ``docs/gradients.md``):
+What makes it fast is what stays *out* of the time loop (see ``docs/gradients.md`` and
+``docs/speed.md``):
 
-* the input projection ``gx = x W_ih^T + b_ih`` of all T steps is one matrix product before
-  the loop (:func:`~npseq.cells.base.input_projection`);
-* ``dW_ih``, ``dW_hh`` and the biases are one product each after the backward loop
-  (:func:`~npseq.cells.base.param_grads`), and so is ``dx = dgx W_ih``.
+* the input projection ``gx = x W_ih^T + b_ih`` is one matrix product per *block* of steps
+  (:func:`~npseq.cells.base.input_projection`), not one per step;
+* ``dW_ih``, ``dW_hh``, the biases and ``dx = dgx W_ih`` are one product each per block
+  (:func:`~npseq.cells.base.param_grads`), summed over the blocks.
 
 Only the recurrent product ``h_prev W_hh^T`` and its backward ``da W_hh`` stay in the loop,
 inside the cell's step functions.
+
+A block is ``block_steps(B)`` consecutive steps in the order the direction visits them
+(about ``_BLOCK_ROWS`` rows of ``(T*B, .)``). The blocks are the same in every pass and do
+not depend on ``checkpoint_every``, which is what makes a checkpointed backward give gradients
+*exactly* equal to the plain one: the same products over the same rows, summed in the same
+order. Per block the forward keeps only that block's ``gx`` and the backward only that
+block's ``dgx``, so neither holds a ``(T, B, G*H)`` array.
+
+Gradient checkpointing (``checkpoint_every=k``) keeps no step caches in the forward, only the
+carry before every k-th step (in visit order). The backward recomputes the k steps of a
+segment from its carry, with the same step function, when it first needs one of their
+caches; so it holds the caches of one segment at a time, at the price of a second forward.
 
 Variable lengths use a boolean ``mask`` of shape ``(T, B, 1)``, true where step t of
 sequence b is real. At a padded step the carry passes through unchanged and the output is
@@ -26,20 +39,30 @@ sequences::
 """
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from npseq.cells.base import CellKind, add_grads, input_projection, param_grads
 
+_BLOCK_ROWS = 512  # rows (steps * batch) of the per-block products gx, dW, dx
+
+
+def block_steps(B: int) -> int:
+    """Steps per block for a batch of ``B``: enough rows for an efficient matrix product."""
+    return max(1, -(-_BLOCK_ROWS // B))
+
 
 class SequenceRecord(NamedTuple):
     """What :func:`sequence_backward` needs from :func:`sequence_forward`."""
 
     x: np.ndarray  # (T, B, D) the layer's input
-    caches: list  # T step caches, indexed by time
+    caches: Optional[list]  # T step caches, indexed by time; None with checkpointing
     mask: Optional[np.ndarray]  # (T, B, 1) bool, or None when every step is real
     reverse: bool
+    checkpoints: Optional[dict] = None  # time of a segment's first step -> carry before it
+    checkpoint_every: Optional[int] = None  # k, steps per segment
 
 
 def _times(T: int, reverse: bool) -> range:
@@ -47,9 +70,66 @@ def _times(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
+def _block(j: int, T: int, S: int, reverse: bool) -> slice:
+    """Time slice of block ``j``: the j-th run of S steps in visit order."""
+    if reverse:
+        return slice(max(T - (j + 1) * S, 0), T - j * S)
+    return slice(j * S, min((j + 1) * S, T))
+
+
+def _visit(block: slice, reverse: bool) -> range:
+    """The times of a block (or any time slice) in visit order."""
+    return range(block.stop - 1, block.start - 1, -1) if reverse else range(block.start,
+                                                                            block.stop)
+
+
+class _Projections:
+    """``gx[t]`` for any t, computed one block at a time and kept for the two latest blocks.
+
+    Every pass (forward, checkpoint recomputation) reads ``gx`` through this, so a step sees
+    bit-for-bit the same projection whichever pass runs it.
+    """
+
+    def __init__(self, x, p, reverse):
+        self.x, self.p, self.reverse = x, p, reverse
+        self.T, self.S = x.shape[0], block_steps(x.shape[1])
+        self.blocks = {}  # block index -> (start, gx of the block (steps, B, G*H))
+
+    def __getitem__(self, t):
+        j = (self.T - 1 - t if self.reverse else t) // self.S
+        if j not in self.blocks:
+            if len(self.blocks) == 2:
+                del self.blocks[next(iter(self.blocks))]  # the older one
+            sl = _block(j, self.T, self.S, self.reverse)
+            self.blocks[j] = (sl.start, input_projection(self.x[sl], self.p))
+        start, gx = self.blocks[j]
+        return gx[t - start]
+
+
+def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None):
+    """Forward over ``times`` from ``carry``: the one time loop of every forward pass.
+
+    Writes ``out[t]`` (if ``out`` is given) and ``caches[t]`` (if ``caches`` is given);
+    returns the carry after the last step.
+    """
+    for t in times:
+        new, cache = kind.step_forward(gx[t], carry, p)
+        if mask is None:
+            carry = new
+            if out is not None:
+                out[t] = new[0]
+        else:
+            carry = tuple(np.where(mask[t], n, c) for n, c in zip(new, carry))
+            if out is not None:
+                out[t] = np.where(mask[t], new[0], 0)
+        if caches is not None:
+            caches[t] = cache
+    return carry
+
+
 def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
-                     keep: bool = True):
+                     keep: bool = True, checkpoint_every: Optional[int] = None):
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -62,7 +142,11 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     reverse : bool
         Visit time steps from last to first.
     keep : bool
-        Keep the step caches for a backward pass; with False the record is None.
+        Keep what a backward pass needs; with False the record is None and no step cache
+        outlives its step.
+    checkpoint_every : int, optional
+        Keep no step caches, only the carry before every k-th step visited; the backward
+        recomputes the steps in between. Gradients are exactly those of the plain path.
 
     Returns
     -------
@@ -73,22 +157,54 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     record : SequenceRecord or None
     """
     T, B = x.shape[:2]
-    gx = input_projection(x, p)  # (T, B, G*H): every step's input projection at once
-    out = np.empty((T, B, carry0[0].shape[-1]), dtype=gx.dtype)  # (T, B, H_out)
-    caches = [None] * T if keep else None
-    carry = carry0
-    for t in _times(T, reverse):
-        new, cache = kind.step_forward(gx[t], carry, p)
-        if mask is None:
-            carry = new
-            out[t] = new[0]
-        else:
-            carry = tuple(np.where(mask[t], n, c) for n, c in zip(new, carry))
-            out[t] = np.where(mask[t], new[0], 0)
-        if keep:
-            caches[t] = cache
-    record = SequenceRecord(x, caches, mask, reverse) if keep else None
-    return out, carry, record
+    gx = _Projections(x, p, reverse)
+    out = np.empty((T, B, carry0[0].shape[-1]), dtype=x.dtype)  # (T, B, H_out)
+    times = _times(T, reverse)
+    if not keep:
+        return out, _run_steps(kind, gx, times, carry0, p, mask, out), None
+    if checkpoint_every is None:
+        caches = [None] * T
+        carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches)
+        return out, carry, SequenceRecord(x, caches, mask, reverse)
+    checkpoints, carry = {}, carry0
+    for s in range(0, T, checkpoint_every):
+        segment = times[s:s + checkpoint_every]
+        checkpoints[segment[0]] = carry
+        carry = _run_steps(kind, gx, segment, carry, p, mask, out)
+    return out, carry, SequenceRecord(x, None, mask, reverse, checkpoints, checkpoint_every)
+
+
+class _Recomputed:
+    """The step caches of a checkpointed record, one segment at a time, recomputed on demand."""
+
+    def __init__(self, kind, record, p):
+        self.kind, self.record, self.p = kind, record, p
+        self.gx = _Projections(record.x, p, record.reverse)
+        self.times = _times(record.x.shape[0], record.reverse)
+        self.caches = {}
+
+    def __getitem__(self, t):
+        if t not in self.caches:
+            k = self.record.checkpoint_every
+            s = self.times.index(t) // k * k  # visit position of the segment's first step
+            segment = self.times[s:s + k]
+            self.caches = {}  # drop the segment before: the backward is done with it
+            _run_steps(self.kind, self.gx, segment, self.record.checkpoints[segment[0]],
+                       self.p, self.record.mask, caches=self.caches)
+        return self.caches[t]
+
+
+_TAKES_OUT = {}
+
+
+def _takes_out(step_backward) -> bool:
+    """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
+    if step_backward not in _TAKES_OUT:
+        try:
+            _TAKES_OUT[step_backward] = "out" in inspect.signature(step_backward).parameters
+        except (TypeError, ValueError):
+            _TAKES_OUT[step_backward] = False
+    return _TAKES_OUT[step_backward]
 
 
 def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
@@ -123,38 +239,57 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     Steps are visited in the reverse of the forward order. At each step the output's
     gradient joins the carry's (``dh_t = dout_t + dh`` arriving from the step after), the
     step's backward turns it into ``dgx_t``, ``dgh_t`` and the previous carry's gradient, and
-    after the loop the weight gradients are formed in one product each::
+    after each block of steps the weight gradients get one product each::
 
         dx    = dgx W_ih
         dW_ih = sum_t dgx_t^T x_t        dW_hh = sum_t dgh_t^T h_prev_t
     """
-    x, caches, mask, reverse = record
+    x, caches, mask, reverse = record[:4]
+    if caches is None:
+        caches = _Recomputed(kind, record, p)
     T, B = x.shape[:2]
+    S = block_steps(B)
     gh_size = p["weight_hh"].shape[0]  # G*H
-    dgx = np.empty((T, B, gh_size), dtype=dout.dtype)  # (T, B, G*H)
-    dgh = np.empty((T, B, gh_size), dtype=dout.dtype)  # (T, B, G*H)
-    dparams = {}
+    takes_out = _takes_out(kind.step_backward)
+    dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
+    grads, dparams = {}, {}
     dcarry = dcarry_last
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
-    for t in reversed(_times(T, reverse)):
-        if mask is None:
-            dcarry = dstep = (dcarry[0] + dout[t],) + dcarry[1:]
-            g = kind.step_backward(dcarry, caches[t], p)
-            dcarry = g.dcarry_prev
-        else:
-            dcarry = (dcarry[0] + np.where(mask[t], dout[t], 0),) + dcarry[1:]
-            dstep = tuple(np.where(mask[t], d, 0) for d in dcarry)
-            g = kind.step_backward(dstep, caches[t], p)
-            # a padded step passed its carry through: its gradient passes back unchanged
-            dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(g.dcarry_prev, dcarry))
-        for trace_k, d in zip(dcarries, dstep):
-            trace_k[t] = d
-        dgx[t] = g.dgx
-        dgh[t] = g.dgh
-        add_grads(dparams, g.dparams)
-    h_prev = np.stack([cache.h_prev for cache in caches])  # (T, B, H_out)
-    grads = add_grads(param_grads(x, h_prev, dgx, dgh, p), dparams)
-    dx = dgx @ p["weight_ih"]  # (T, B, D)
+    for j in reversed(range(-(-T // S))):
+        block = _block(j, T, S, reverse)
+        dgx = np.empty((block.stop - block.start, B, gh_size), dtype=dout.dtype)
+        dgh = None  # a separate (steps, B, G*H) buffer once a step's dgh is not its dgx
+        h_prev = np.empty(dgx.shape[:2] + dcarry[0].shape[-1:], dtype=dout.dtype)
+        for t in reversed(_visit(block, reverse)):
+            cache = caches[t]
+            if mask is None:
+                dcarry = dstep = (dcarry[0] + dout[t],) + dcarry[1:]
+            else:
+                dcarry = (dcarry[0] + np.where(mask[t], dout[t], 0),) + dcarry[1:]
+                dstep = tuple(np.where(mask[t], d, 0) for d in dcarry)
+            if takes_out:
+                g = kind.step_backward(dstep, cache, p, out=dgx[t - block.start])
+            else:
+                g = kind.step_backward(dstep, cache, p)
+                dgx[t - block.start] = g.dgx
+            if mask is None:
+                dcarry = g.dcarry_prev
+            else:  # a padded step passed its carry through: its gradient passes back as is
+                dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(g.dcarry_prev, dcarry))
+            if g.dgh is not g.dgx:
+                if dgh is None:
+                    dgh = dgx.copy()  # the steps before shared their dgx
+                dgh[t - block.start] = g.dgh
+            elif dgh is not None:
+                dgh[t - block.start] = g.dgx
+            h_prev[t - block.start] = cache.h_prev
+            for trace_k, d in zip(dcarries, dstep):
+                trace_k[t] = d
+            add_grads(dparams, g.dparams)
+        add_grads(grads, param_grads(x[block], h_prev, dgx, dgx if dgh is None else dgh, p))
+        np.matmul(dgx.reshape(-1, gh_size), p["weight_ih"],
+                  out=dx[block].reshape(-1, x.shape[-1]))  # dx = dgx W_ih, (steps*B, D)
+    grads = add_grads(grads, dparams)
     if trace:
         return dx, dcarry, grads, dcarries
     return dx, dcarry, grads

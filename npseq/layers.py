@@ -42,7 +42,8 @@ class _RNNBase(Module):
     kind: CellKind
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
+                 *, checkpoint_every=None):
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -64,6 +65,7 @@ class _RNNBase(Module):
                              f"({self.hidden_size}), got {self.proj_size}")
         self.num_directions = 2 if self.bidirectional else 1
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
+        self.checkpoint_every = checkpoint_every
 
         G, H, H_out = self.kind.num_gates, self.hidden_size, self.output_size
         shapes, fill = {}, {}
@@ -83,6 +85,22 @@ class _RNNBase(Module):
                 fill.update(extra_fill)
         self.params = uniform_init(self.rng, shapes, H, self.dtype, fill)
         self._init_grads()
+
+    @property
+    def checkpoint_every(self) -> Optional[int]:
+        """Gradient checkpointing: keep the carry of every k-th step only (None: keep all).
+
+        The backward recomputes the steps in between from the kept carries: memory for the
+        activations of about ``T / k + k`` steps instead of ``T``, for one more forward pass.
+        The gradients are exactly those computed without it. Settable at any time; it acts
+        on the forward calls that follow.
+        """
+        return self._checkpoint_every
+
+    @checkpoint_every.setter
+    def checkpoint_every(self, k):
+        self._checkpoint_every = None if k is None else check_int("checkpoint_every", k,
+                                                                  minimum=1)
 
     @property
     def output_size(self) -> int:
@@ -158,7 +176,8 @@ class _RNNBase(Module):
                 carry0 = tuple(c[idx] for c in carries)
                 out, carry, record = sequence_forward(
                     self.kind, layer_input, carry0, self._layer_params(layer, direction),
-                    mask=mask, reverse=bool(direction), keep=keep)
+                    mask=mask, reverse=bool(direction), keep=keep,
+                    checkpoint_every=self.checkpoint_every)
                 outs.append(out)
                 finals.append(carry)
                 layer_records.append(record)
@@ -315,6 +334,9 @@ class RNN(_RNNBase):
     dtype : numpy.float64 (default) or numpy.float32
     seed : None, int or numpy.random.Generator
         Source of the initial weights and of the dropout masks.
+    checkpoint_every : int, optional, keyword only
+        Gradient checkpointing (every layer class): keep the carry of every k-th step only
+        and recompute the others in backward; see :attr:`checkpoint_every`.
 
     Examples
     --------
@@ -328,11 +350,11 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None):
+                 seed=None, *, checkpoint_every=None):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
 
 
 class LSTM(_RNNBase):
@@ -357,12 +379,13 @@ class LSTM(_RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
                  *, layer_norm=False, peephole=False, activation="tanh",
-                 recurrent_activation="sigmoid"):
+                 recurrent_activation="sigmoid", checkpoint_every=None):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = layer_norm, peephole
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, dtype, seed)
+                         bidirectional, proj_size, dtype, seed,
+                         checkpoint_every=checkpoint_every)
 
 
 class GRU(_RNNBase):
@@ -378,9 +401,10 @@ class GRU(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
+                 reset_after=True, activation="tanh", recurrent_activation="sigmoid",
+                 checkpoint_every=None):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = reset_after
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)

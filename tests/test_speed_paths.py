@@ -79,3 +79,108 @@ def test_trace_off_returns_three_values_and_layer_trace_fills_dict():
     with pytest.raises(TypeError, match="trace"):
         m(x)
         m.backward(dout, trace=[])
+
+
+# -- gradient checkpointing: exactly the plain gradients ------------------------------------
+def _fwd_bwd(m, x, lengths, dout, dstate):
+    m.zero_grad()
+    out, state = m(x, lengths=lengths)
+    dx, dstate0 = m.backward(dout, dstate)
+    return out, state, dx, dstate0, {k: v.copy() for k, v in m.grads.items()}
+
+
+def _assert_same(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    elif isinstance(a, tuple):
+        for u, v in zip(a, b):
+            _assert_same(u, v)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layer, kw", [("LSTM", {}), ("LSTM", {"proj_size": 2}), ("GRU", {}),
+                                       ("RNN", {}), ("RNN", {"nonlinearity": "relu"})])
+@pytest.mark.parametrize("block_rows", [6, 512])  # several blocks per sequence, or one
+def test_checkpointing_gives_exactly_the_plain_gradients(layer, kw, block_rows, monkeypatch):
+    import npseq.bptt
+    monkeypatch.setattr(npseq.bptt, "_BLOCK_ROWS", block_rows)
+    rng = np.random.default_rng(3)
+    T, B, D, H = 11, 3, 4, 5
+    m = getattr(npseq, layer)(D, H, num_layers=2, bidirectional=True, seed=4, **kw)
+    for v in m.params.values():  # non-zero biases, weights large enough to matter
+        v[...] = rng.uniform(-0.8, 0.8, v.shape)
+    x = rng.standard_normal((T, B, D))
+    out, state = m(x)
+    m.backward(np.zeros_like(out))
+    dout = rng.standard_normal(out.shape)
+    state_shapes = state if isinstance(state, tuple) else (state,)
+    dstate = tuple(rng.standard_normal(s.shape) for s in state_shapes)
+    dstate = dstate if isinstance(state, tuple) else dstate[0]
+    for lengths in (None, [11, 4, 7]):
+        plain = _fwd_bwd(m, x, lengths, dout, dstate)
+        for k in (1, 2, 3, 5, 11, 50):
+            m.checkpoint_every = k
+            _assert_same(_fwd_bwd(m, x, lengths, dout, dstate), plain)
+        m.checkpoint_every = None
+
+
+def test_checkpointed_record_keeps_only_every_kth_carry():
+    rng = np.random.default_rng(5)
+    p = _layer_params(LSTM, 3, 4, rng)
+    x = rng.standard_normal((10, 2, 3))
+    _, _, record = sequence_forward(LSTM, x, _carry(LSTM, 2, 4, rng), p, checkpoint_every=4)
+    assert record.caches is None and sorted(record.checkpoints) == [0, 4, 8]
+    _, _, record = sequence_forward(LSTM, x, _carry(LSTM, 2, 4, rng), p, reverse=True,
+                                    checkpoint_every=4)
+    assert sorted(record.checkpoints) == [1, 5, 9]
+
+
+def test_checkpoint_every_is_validated_and_settable():
+    m = npseq.GRU(3, 4, checkpoint_every=8)
+    assert m.checkpoint_every == 8
+    m.checkpoint_every = None
+    assert m.checkpoint_every is None
+    for bad in (0, -2, 2.5, "3", True):
+        with pytest.raises((TypeError, ValueError), match="checkpoint_every"):
+            m.checkpoint_every = bad
+    with pytest.raises((TypeError, ValueError), match="checkpoint_every"):
+        npseq.LSTM(3, 4, checkpoint_every=0)
+
+
+# -- no-grad forward and the plain step contract --------------------------------------------
+@pytest.mark.parametrize("layer", ["LSTM", "GRU", "RNN"])
+def test_no_grad_forward_equals_forward_and_keeps_nothing(layer):
+    rng = np.random.default_rng(6)
+    m = getattr(npseq, layer)(3, 4, num_layers=2, bidirectional=True, seed=0)
+    x = rng.standard_normal((7, 2, 3))
+    out, state = m(x, lengths=[7, 3])
+    with npseq.no_grad():
+        out2, state2 = m(x, lengths=[7, 3])
+    _assert_same((out2, state2), (out, state))
+    m.backward(rng.standard_normal(out.shape))
+    with pytest.raises(RuntimeError):  # the no-grad call left nothing to pair a backward with
+        m.backward(rng.standard_normal(out.shape))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_a_kind_with_the_plain_signature_gets_the_same_gradients(name):
+    """The driver passes ``out=`` only to step functions that take it; results are equal."""
+    kind = KINDS[name]
+    plain = kind._replace(step_forward=lambda gx, carry, p: kind.step_forward(gx, carry, p),
+                          step_backward=lambda dc, cache, p: kind.step_backward(dc, cache, p))
+    rng = np.random.default_rng(7)
+    p = _layer_params(kind, 3, 4, rng)
+    x = rng.standard_normal((6, 2, 3))
+    carry0 = _carry(kind, 2, 4, rng)
+    dout = rng.standard_normal((6, 2, 4))
+    dlast = _carry(kind, 2, 4, rng)
+    mask = np.array([[True, True]] * 4 + [[True, False]] * 2)[:, :, None]
+    results = []
+    for k in (kind, plain):
+        out, carry, record = sequence_forward(k, x, carry0, p, mask=mask)
+        results.append((out, carry) + sequence_backward(k, dout, dlast, record, p))
+    _assert_same(results[0][:4], results[1][:4])
+    _assert_same(results[0][4], results[1][4])

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from npseq.activations import get_activation
 from npseq.cells.base import CellKind, StepGrads
 
 
@@ -21,7 +21,7 @@ class GRUCache(NamedTuple):
     gh_n: np.ndarray  # (B, H) W_hn h_prev + b_hn, which r multiplies
 
 
-def gru_step_forward(gx, carry, p):
+def gru_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigmoid"):
     """One GRU step.
 
     Parameters
@@ -30,6 +30,8 @@ def gru_step_forward(gx, carry, p):
         Input projection ``W_ih x + b_ih``, gate blocks in the order (r, z, n).
     carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
     p : dict with ``weight_hh (3H, H)`` and optionally ``bias_hh (3H,)``
+    activation, recurrent_activation : str
+        Replace tanh (on n) and sigmoid (on r, z); PyTorch's GRU has the defaults.
 
     Returns
     -------
@@ -46,6 +48,8 @@ def gru_step_forward(gx, carry, p):
         n = tanh(gx_n + r * gh_n)
         h = (1 - z) * n + z * h_prev
     """
+    tanh = get_activation(activation, "activation").fn
+    sigmoid = get_activation(recurrent_activation, "recurrent_activation").fn
     (h_prev,) = carry
     H = h_prev.shape[-1]
     gh = h_prev @ p["weight_hh"].T  # (B, 3H)
@@ -59,7 +63,8 @@ def gru_step_forward(gx, carry, p):
     return (h,), GRUCache(h_prev, r, z, n, gh_n)
 
 
-def gru_step_backward(dcarry, cache, p):
+def gru_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation="sigmoid",
+                      *, out=None):
     """Backward of :func:`gru_step_forward`.
 
     Parameters
@@ -67,6 +72,9 @@ def gru_step_backward(dcarry, cache, p):
     dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
     cache : GRUCache
     p : dict with ``weight_hh (3H, H)``
+    activation, recurrent_activation : str, as in the forward
+    out : ndarray, shape (B, 3H), optional
+        Where to write ``dgx`` (the BPTT driver passes a row of its block of ``dgx``).
 
     Returns
     -------
@@ -83,23 +91,27 @@ def gru_step_backward(dcarry, cache, p):
         dh_prev = dh * z                      (direct path; the gates add dgh W_hh below)
         da_n = dn * (1 - n**2)
         dr = da_n * gh_n
-        dgh_n = da_n * r
         da_z = dz * z * (1 - z)
         da_r = dr * r * (1 - r)
+        dgh_n = da_n * r                      dgh = (da_r, da_z, dgh_n)
         dh_prev = dh_prev + dgh W_hh
     """
+    tanh_grad = get_activation(activation, "activation").grad
+    sigmoid_grad = get_activation(recurrent_activation, "recurrent_activation").grad
     (dh,) = dcarry
     r, z, n, gh_n = cache.r, cache.z, cache.n, cache.gh_n
+    H = r.shape[-1]
+    dgx = np.empty((dh.shape[0], 3 * H), np.result_type(dh, n)) if out is None else out
+    da_r, da_z, da_n = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:]  # views: (B, H) each
     dn = dh * (1 - z)
     dz = dh * (cache.h_prev - n)
     dh_prev = dh * z
-    da_n = dn * tanh_grad(n)
+    np.multiply(dn, tanh_grad(n), out=da_n)
     dr = da_n * gh_n
-    dgh_n = da_n * r
-    da_z = dz * sigmoid_grad(z)
-    da_r = dr * sigmoid_grad(r)
-    dgx = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
-    dgh = np.concatenate([da_r, da_z, dgh_n], axis=1)  # (B, 3H)
+    np.multiply(dz, sigmoid_grad(z), out=da_z)
+    np.multiply(dr, sigmoid_grad(r), out=da_r)
+    dgh = dgx.copy()  # (B, 3H), then its n block becomes dgh_n
+    np.multiply(da_n, r, out=dgh[:, 2 * H:])  # dgh_n
     dh_prev += dgh @ p["weight_hh"]
     return StepGrads(dgx=dgx, dgh=dgh, dcarry_prev=(dh_prev,), dparams={})
 

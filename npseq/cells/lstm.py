@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from npseq.activations import get_activation
 from npseq.cells.base import CellKind, StepGrads
 
 
@@ -24,7 +24,7 @@ class LSTMCache(NamedTuple):
     m: Optional[np.ndarray]  # (B, H) o * tanh(c), kept only with a projection
 
 
-def lstm_step_forward(gx, carry, p):
+def lstm_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigmoid"):
     """One LSTM step.
 
     Parameters
@@ -34,6 +34,8 @@ def lstm_step_forward(gx, carry, p):
     carry : tuple ``(h_prev, c_prev)`` of shapes (B, H_out), (B, H)
     p : dict with ``weight_hh (4H, H_out)``, optional ``bias_hh (4H,)`` and
         ``weight_hr (H_out, H)``; ``H_out`` is ``proj_size`` with a projection, else H.
+    activation, recurrent_activation : str
+        Replace tanh (on g and c) and sigmoid (on i, f, o); PyTorch's LSTM has the defaults.
 
     Returns
     -------
@@ -53,6 +55,8 @@ def lstm_step_forward(gx, carry, p):
         h = o * tanh(c)                      without projection
         h = W_hr (o * tanh(c))               with projection
     """
+    tanh = get_activation(activation, "activation").fn
+    sigmoid = get_activation(recurrent_activation, "recurrent_activation").fn
     h_prev, c_prev = carry
     H = c_prev.shape[-1]
     a = h_prev @ p["weight_hh"].T  # (B, 4H)
@@ -63,7 +67,8 @@ def lstm_step_forward(gx, carry, p):
     f = sigmoid(a[:, H:2 * H])
     g = tanh(a[:, 2 * H:3 * H])
     o = sigmoid(a[:, 3 * H:])
-    c = f * c_prev + i * g
+    c = f * c_prev
+    c += i * g
     tc = tanh(c)
     h = o * tc
     m = None
@@ -73,7 +78,8 @@ def lstm_step_forward(gx, carry, p):
     return (h, c), LSTMCache(h_prev, c_prev, i, f, g, o, tc, m)
 
 
-def lstm_step_backward(dcarry, cache, p):
+def lstm_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation="sigmoid",
+                       *, out=None):
     """Backward of :func:`lstm_step_forward`.
 
     Parameters
@@ -81,6 +87,9 @@ def lstm_step_backward(dcarry, cache, p):
     dcarry : tuple ``(dh, dc)`` of shapes (B, H_out), (B, H): gradients of the new carry
     cache : LSTMCache
     p : dict with ``weight_hh`` and, with a projection, ``weight_hr``
+    activation, recurrent_activation : str, as in the forward
+    out : ndarray, shape (B, 4H), optional
+        Where to write ``da`` (the BPTT driver passes a row of its block of ``dgx``).
 
     Returns
     -------
@@ -106,6 +115,8 @@ def lstm_step_backward(dcarry, cache, p):
         da_o = do * o * (1 - o)
         dh_prev = da W_hh
     """
+    tanh_grad = get_activation(activation, "activation").grad
+    sigmoid_grad = get_activation(recurrent_activation, "recurrent_activation").grad
     dh, dc = dcarry
     i, f, g, o, tc = cache.i, cache.f, cache.g, cache.o, cache.tc
     dparams = {}
@@ -118,10 +129,12 @@ def lstm_step_backward(dcarry, cache, p):
     df = dc * cache.c_prev
     dg = dc * i
     dc_prev = dc * f
-    da = np.concatenate([di * sigmoid_grad(i),
-                         df * sigmoid_grad(f),
-                         dg * tanh_grad(g),
-                         do * sigmoid_grad(o)], axis=1)  # (B, 4H)
+    H = i.shape[-1]
+    da = np.empty((di.shape[0], 4 * H), di.dtype) if out is None else out  # (B, 4H)
+    np.multiply(di, sigmoid_grad(i), out=da[:, :H])  # da_i
+    np.multiply(df, sigmoid_grad(f), out=da[:, H:2 * H])  # da_f
+    np.multiply(dg, tanh_grad(g), out=da[:, 2 * H:3 * H])  # da_g
+    np.multiply(do, sigmoid_grad(o), out=da[:, 3 * H:])  # da_o
     dh_prev = da @ p["weight_hh"]  # (B, H_out)
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev, dc_prev), dparams=dparams)
 

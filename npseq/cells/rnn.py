@@ -52,7 +52,7 @@ def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
     return (h,), RNNCache(h_prev, h)
 
 
-def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh"):
+def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh", *, out=None):
     """Backward of :func:`rnn_step_forward`.
 
     Parameters
@@ -60,6 +60,9 @@ def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh"):
     dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
     cache : RNNCache
     p : dict with ``weight_hh (H, H)``
+    nonlinearity : {"tanh", "relu"}
+    out : ndarray, shape (B, H), optional
+        Where to write ``da`` (the BPTT driver passes a row of its block of ``dgx``).
 
     Returns
     -------
@@ -75,7 +78,7 @@ def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh"):
     """
     act = get_activation(nonlinearity, "nonlinearity")
     (dh,) = dcarry
-    da = dh * act.grad(cache.h)  # (B, H)
+    da = np.multiply(dh, act.grad(cache.h), out=out)  # (B, H)
     dh_prev = da @ p["weight_hh"]  # (B, H)
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev,), dparams={})
 
