@@ -6,6 +6,7 @@ the forward step keeps in its cache::
     s = sigmoid(a)   ->  ds/da = s * (1 - s)
     t = tanh(a)      ->  dt/da = 1 - t**2
     y = relu(a)      ->  dy/da = 1 if y > 0 else 0
+    y = hard_sigmoid(a) = clip(a / 6 + 1/2, 0, 1)  ->  dy/da = 1/6 if 0 < y < 1 else 0
 
 ``sigmoid`` is SciPy's ``expit``: it neither overflows nor warns for any finite input and
 keeps the input's dtype.
@@ -18,7 +19,7 @@ import numpy as np
 from scipy.special import expit as sigmoid
 
 __all__ = ["Activation", "ACTIVATIONS", "sigmoid", "sigmoid_grad", "tanh", "tanh_grad",
-           "relu", "relu_grad", "get_activation"]
+           "relu", "relu_grad", "hard_sigmoid", "hard_sigmoid_grad", "get_activation"]
 
 tanh = np.tanh
 
@@ -43,6 +44,16 @@ def relu_grad(y):
     return (y > 0).astype(y.dtype)
 
 
+def hard_sigmoid(a):
+    """``clip(a / 6 + 1/2, 0, 1)``: PyTorch's ``Hardsigmoid`` and Keras 3's ``hard_sigmoid``."""
+    return np.clip(a / 6 + 0.5, 0, 1)
+
+
+def hard_sigmoid_grad(y):
+    """Derivative of hard_sigmoid where it returned ``y``: 1/6 inside (0, 1), 0 at the clips."""
+    return ((y > 0) & (y < 1)).astype(y.dtype) / 6
+
+
 class Activation(NamedTuple):
     """An activation and its derivative as a function of its output."""
 
@@ -55,6 +66,7 @@ ACTIVATIONS = {
     "tanh": Activation("tanh", tanh, tanh_grad),
     "relu": Activation("relu", relu, relu_grad),
     "sigmoid": Activation("sigmoid", sigmoid, sigmoid_grad),
+    "hard_sigmoid": Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad),
 }
 
 
