@@ -149,3 +149,38 @@ def test_embedding_matches_torch():
     np.testing.assert_array_equal(emb(idx), ty.detach().numpy())
     emb.backward(dy)
     np.testing.assert_allclose(emb.grads["weight"], temb.weight.grad.numpy(), rtol=1e-14)
+
+
+def test_sequential_with_lengths_matches_torch():
+    """LSTM (batch_first) + LastStep with lengths + Linear, against the same model written
+    in PyTorch with pack_padded_sequence: output and every parameter gradient."""
+    rng = np.random.default_rng(6)
+    model = npseq.Sequential(npseq.LSTM(3, 4, batch_first=True, seed=0), npseq.LastStep(),
+                             npseq.Linear(4, 2, seed=1))
+    for k, p in model.params.items():
+        if "bias" in k:
+            p[...] = rng.uniform(-0.8, 0.8, p.shape)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True, dtype=torch.float64)
+    lin = torch.nn.Linear(4, 2, dtype=torch.float64)
+    lstm.load_state_dict({k[2:]: torch.tensor(v) for k, v in model.params.items()
+                          if k.startswith("0.")})
+    lin.load_state_dict({k[2:]: torch.tensor(v) for k, v in model.params.items()
+                         if k.startswith("2.")})
+    x = rng.standard_normal((3, 5, 3))
+    lengths = np.array([2, 5, 4])
+    dy = rng.standard_normal((3, 2))
+
+    y, _ = model(x, lengths=lengths)
+    model.backward(dy)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths),
+                                                     batch_first=True, enforce_sorted=False)
+    out, _ = lstm(packed)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    ty = lin(out[torch.arange(3), torch.tensor(lengths) - 1])
+    ty.backward(torch.tensor(dy))
+
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12)
+    for prefix, module in (("0.", lstm), ("2.", lin)):
+        for k, tp in module.named_parameters():
+            np.testing.assert_allclose(model.grads[prefix + k], tp.grad.numpy(), rtol=1e-12,
+                                       atol=1e-14, err_msg=k)
