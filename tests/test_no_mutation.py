@@ -154,3 +154,57 @@ def test_numerical_gradient_restores_what_it_perturbs():
     grad = numerical_gradient(lambda: float(np.sum(np.sin(x))), x)
     np.testing.assert_array_equal(x, copy, strict=True)
     np.testing.assert_allclose(grad, np.cos(x), rtol=1e-8)
+
+
+# -- the training toolkit -------------------------------------------------------------------------
+def test_losses_leave_logits_targets_and_masks_alone():
+    rng = np.random.default_rng(3)
+    z = frozen(rng.standard_normal((4, 3, 5)))
+    y = frozen(rng.integers(0, 5, (4, 3)))
+    mask = frozen(rng.random((4, 3)) < 0.7)
+    t = frozen(rng.random((4, 3, 5)))
+    args = (z, y, mask, t)
+    before = snapshot(args)
+    npseq.losses.cross_entropy(z, y, mask=mask)
+    npseq.losses.softmax(z, axis=1)
+    npseq.losses.mse_loss(z, t)
+    npseq.losses.bce_with_logits(z, t)
+    assert_unchanged(args, before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_model_with_heads_leaves_its_arguments_alone(dtype):
+    rng = np.random.default_rng(4)
+    m = npseq.Sequential(npseq.Embedding(6, 3, dtype=dtype, seed=0),
+                         npseq.GRU(3, 4, batch_first=True, dtype=dtype, seed=1),
+                         npseq.LastStep(), npseq.Linear(4, 2, dtype=dtype, seed=2))
+    idx = frozen(rng.integers(0, 6, (2, 5)))
+    lengths = frozen(np.array([5, 3]))
+    h0 = frozen(rng.standard_normal((1, 2, 4)), dtype)
+    dy = frozen(rng.standard_normal((2, 2)), dtype)
+    args = (idx, lengths, h0, dy)
+    before = snapshot(args)
+    m(idx, h0, lengths)
+    m.backward(dy)
+    assert_unchanged(args, before)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p, g: npseq.optim.SGD(p, g, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+    lambda p, g: npseq.optim.Adam(p, g, weight_decay=0.1),
+    lambda p, g: npseq.optim.AdamW(p, g),
+    lambda p, g: npseq.optim.RMSprop(p, g, momentum=0.5, centered=True, weight_decay=0.1),
+    lambda p, g: npseq.optim.Adagrad(p, g, weight_decay=0.1)])
+def test_optimizer_steps_change_the_parameters_only(make):
+    m = npseq.LSTM(2, 3, seed=0)
+    rng = np.random.default_rng(5)
+    for g in m.grads.values():
+        g[...] = rng.standard_normal(g.shape)
+    grads_before, params_before = snapshot(tuple(m.grads.values())), snapshot(
+        tuple(m.params.values()))
+    opt = make(m.params, m.grads)
+    opt.step()
+    opt.step()
+    for g, b in zip(m.grads.values(), grads_before):
+        np.testing.assert_array_equal(g, b, strict=True)
+    assert all(not np.array_equal(p, b) for p, b in zip(m.params.values(), params_before))

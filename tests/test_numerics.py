@@ -332,3 +332,45 @@ def test_smallest_layer_gradients_match_finite_differences(kind):
                                   range(1 + (kind == "lstm"))])
         errors = check_gradients(m, x, state, seed=T)
         assert max(errors.values()) < 1e-7, errors
+
+
+# -- the training toolkit: losses at +-1e4, dtypes ----------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_softmax_and_cross_entropy_at_1e4(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype)
+    y = np.array([1, 0, 0])
+    with strict():
+        p = npseq.losses.softmax(z)
+        logp = npseq.losses.log_softmax(z)
+        loss, dz = npseq.losses.cross_entropy(z, y, reduction="sum")
+    log2, log3 = np.log(2.0), np.log(3.0)
+    want_p = np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]])
+    want_logp = np.array([[0, -2e4, -1e4], [-log3] * 3, [-log2, -log2, -2e4 - log2]])
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(p, want_p, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(logp, want_logp, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(loss, 2e4 + log3 + log2, rtol=rtol)
+    np.testing.assert_allclose(dz, want_p - np.eye(3)[y], rtol=rtol, atol=rtol)
+    assert {p.dtype, logp.dtype, dz.dtype} == {np.dtype(dtype)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_bce_with_logits_at_1e4(dtype):
+    z = np.array([1e4, -1e4, 1e4, -1e4], dtype)
+    t = np.array([0.0, 0.0, 1.0, 1.0], dtype)
+    with strict():
+        loss, dz = npseq.losses.bce_with_logits(z, t, reduction="sum")
+    np.testing.assert_allclose(loss, 2e4, rtol=1e-7)  # -log sigmoid(-1e4) = 1e4, twice
+    np.testing.assert_array_equal(dz, np.array([1, 0, 0, -1], dtype))  # sigmoid(z) - t
+    assert dz.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("input_dtype", [np.float64, np.int64], ids=["float64", "int64"])
+def test_float32_model_with_heads_keeps_float32(input_dtype):
+    m = npseq.Sequential(npseq.LSTM(3, 4, dtype=np.float32, seed=0),
+                         npseq.LastStep(), npseq.Linear(4, 2, dtype=np.float32, seed=1))
+    y, _ = m(np.arange(30).reshape(5, 2, 3).astype(input_dtype), lengths=[5, 2])
+    loss, dy = npseq.losses.cross_entropy(y, np.array([1, 0]))
+    m.backward(dy.astype(np.float64))
+    assert y.dtype == dy.dtype == np.float32
+    assert {g.dtype for g in m.grads.values()} == {np.dtype(np.float32)}

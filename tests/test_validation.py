@@ -387,3 +387,87 @@ def test_truncated_bptt_rejects_a_bad_argument(name, exc, change):
                 loss_and_grad=_loss_and_grad, state=None, on_chunk=None)
     args.update(change)
     call_fails(lambda: npseq.truncated_bptt(**args), exc, name)
+
+
+# -- the training toolkit: Linear, Embedding, losses, optimizers, Sequential, save/load --------
+def _after_forward(module, x):
+    module(x)
+    return module
+
+
+_gru = npseq.GRU(3, 4, seed=0)
+_z, _y = np.zeros((2, 3)), np.array([1, 0])
+TOOLKIT_BAD = [
+    ("in_features", ValueError, lambda: npseq.Linear(0, 2)),
+    ("out_features", TypeError, lambda: npseq.Linear(3, 2.0)),
+    ("bias", TypeError, lambda: npseq.Linear(3, 2, bias=1)),
+    ("x", ValueError, lambda: npseq.Linear(3, 2)(np.ones((4, 5)))),
+    ("x", TypeError, lambda: npseq.Linear(3, 2)(np.ones((4, 3)) * 1j)),
+    ("dy", ValueError, lambda: _after_forward(npseq.Linear(3, 2), np.ones((4, 3))).backward(
+        np.ones((4, 3)))),
+    ("padding_idx", ValueError, lambda: npseq.Embedding(5, 3, padding_idx=7)),
+    ("embedding_dim", ValueError, lambda: npseq.Embedding(5, 0)),
+    ("idx", TypeError, lambda: npseq.Embedding(5, 3)(np.array([1.5]))),
+    ("idx", TypeError, lambda: npseq.Embedding(5, 3)(np.array([True]))),
+    ("idx", ValueError, lambda: npseq.Embedding(5, 3)(np.array([5]))),
+    ("dy", ValueError, lambda: _after_forward(npseq.Embedding(5, 3), np.array([1, 2])).backward(
+        np.ones((2, 4)))),
+    ("logits", TypeError, lambda: npseq.losses.cross_entropy("abc", _y)),
+    ("logits", ValueError, lambda: npseq.losses.cross_entropy(np.float64(1.0), _y)),
+    ("target", TypeError, lambda: npseq.losses.cross_entropy(_z, _y.astype(float))),
+    ("target", ValueError, lambda: npseq.losses.cross_entropy(_z, np.array([1, 0, 1]))),
+    ("target", ValueError, lambda: npseq.losses.cross_entropy(_z, np.array([3, 0]))),
+    ("mask", TypeError, lambda: npseq.losses.cross_entropy(_z, _y, mask=np.array([1, 0]))),
+    ("reduction", ValueError, lambda: npseq.losses.cross_entropy(_z, _y, reduction="none")),
+    ("axis", ValueError, lambda: npseq.losses.softmax(_z, axis=2)),
+    ("axis", TypeError, lambda: npseq.losses.log_softmax(_z, axis=1.0)),
+    ("target", ValueError, lambda: npseq.losses.mse_loss(np.ones(3), np.ones(4))),
+    ("target", ValueError, lambda: npseq.losses.bce_with_logits(np.ones(3), np.ones((3, 1)))),
+    ("lr", ValueError, lambda: npseq.optim.SGD(_gru.params, _gru.grads, lr=-1)),
+    ("params", TypeError, lambda: npseq.optim.SGD([1, 2], _gru.grads, lr=0.1)),
+    ("grads", KeyError, lambda: npseq.optim.Adam(_gru.params, {})),
+    ("betas[0]", ValueError, lambda: npseq.optim.Adam(_gru.params, _gru.grads, betas=(1, 0.9))),
+    ("eps", ValueError, lambda: npseq.optim.Adam(_gru.params, _gru.grads, eps=-1)),
+    ("max_norm", ValueError, lambda: npseq.optim.clip_grad_norm(_gru.grads, -1.0)),
+    ("max_norm", TypeError, lambda: npseq.optim.clip_grad_norm(_gru.grads, "1")),
+    ("modules", ValueError, lambda: npseq.Sequential(npseq.Linear(3, 2))),
+    ("x", ValueError, lambda: npseq.Sequential(npseq.GRU(3, 4))(np.ones((5, 2, 4)))),
+    ("lengths", ValueError, lambda: npseq.Sequential(npseq.GRU(3, 4), npseq.LastStep())(
+        np.ones((5, 2, 3)), lengths=[6, 1])),
+    ("dy", ValueError, lambda: _after_forward(npseq.Sequential(
+        npseq.GRU(3, 4), npseq.LastStep(), npseq.Linear(4, 2)), np.ones((5, 2, 3))).backward(
+        np.ones((2, 3)))),
+    ("model", TypeError, lambda: npseq.save("unused.npz", object())),
+]
+
+
+@pytest.mark.parametrize("name, exc, call", TOOLKIT_BAD,
+                         ids=[f"{i}-{c[0]}" for i, c in enumerate(TOOLKIT_BAD)])
+def test_toolkit_rejects_a_bad_argument(name, exc, call):
+    with pytest.raises(exc) as err:
+        call()
+    assert str(err.value.args[0]).startswith(name + ":"), err.value  # args: KeyError quotes
+
+
+@pytest.mark.parametrize("make", [lambda: npseq.Linear(3, 2), lambda: npseq.Embedding(5, 3)])
+def test_toolkit_backward_without_forward_says_so(make):
+    with pytest.raises(RuntimeError, match="^backward: no forward call to pair it with"):
+        make().backward(np.ones((2, 2)))
+
+
+def test_loading_a_file_of_another_architecture_names_every_key(tmp_path):
+    path = tmp_path / "lstm.npz"
+    npseq.save(path, npseq.LSTM(3, 4, seed=0))
+    assert isinstance(npseq.load(path), npseq.LSTM)  # the file rebuilds its own model
+    gru = npseq.GRU(3, 4, seed=0)
+    with np.load(path) as data:
+        weights = {k: data[k] for k in data.files if k != "__npseq__"}
+    with pytest.raises(ValueError) as err:
+        gru.load_state_dict(weights)
+    for k in gru.params:
+        assert f"state_dict[{k!r}]: expected shape {gru.params[k].shape}, got " \
+               f"{weights[k].shape}" in str(err.value)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="not an npseq file"):
+        npseq.load(junk)
