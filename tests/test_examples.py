@@ -1,0 +1,54 @@
+"""Every example runs in its ``--quick`` mode, from a fresh working directory, so none can rot.
+
+Each example is a script run as a user runs it (``python examples/<name>.py --quick``) with
+the interpreter running the tests; it must exit 0, print its summary line and, when matplotlib
+is installed, save its plot into ``--out-dir``.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# script -> the start of its summary line
+CASES = {
+    "adding.py": "summary: adding problem T=20: test MSE LSTM",
+    "char_lm.py": "summary: char LM: held-out",
+    "digits.py": "summary: digits: test accuracy",
+    "reber.py": "summary: embedded Reber:",
+    "lbfgs.py": "summary: L-BFGS delayed echo",
+}
+
+
+def has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def run(script, tmp_path, *args):
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_example_runs_quick(script, tmp_path):
+    if script == "digits.py" and not has("sklearn"):
+        pytest.skip("digits.py needs scikit-learn (CI installs it)")
+    proc = run(script, tmp_path, "--quick", "--out-dir", "plots")
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("summary: ")]
+    assert len(summary) == 1 and summary[0].startswith(CASES[script]), proc.stdout
+    png = tmp_path / "plots" / script.replace(".py", ".png")
+    if has("matplotlib"):
+        assert png.is_file() and png.stat().st_size > 1000, proc.stdout
+    else:
+        assert "skipped the plot" in proc.stdout and not png.exists()
+
+
+def test_bad_flag_is_rejected(tmp_path):
+    proc = run("adding.py", tmp_path, "--models", "LSTM,TRANSFORMER")
+    assert proc.returncode == 2
+    assert "--models" in proc.stderr and "TRANSFORMER" in proc.stderr
