@@ -18,6 +18,7 @@ gives the same numbers as ``torch.optim`` (the tests compare them to 1e-12 in fl
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Mapping
 
@@ -75,8 +76,13 @@ class Optimizer:
     """Base class: keeps the dicts, the learning rate and per-parameter state.
 
     Subclasses implement ``_update(p, g, state)``, which changes ``p`` in place; ``state`` is
-    a dict of this parameter's buffers, empty before the first step.
+    a dict of this parameter's buffers, empty before the first step. ``g`` already includes
+    the L2 penalty ``weight_decay * p``, except for decoupled weight decay (AdamW), which the
+    subclass applies to ``p`` itself.
     """
+
+    weight_decay = 0.0
+    decoupled_weight_decay = False
 
     def __init__(self, params, grads, lr):
         self.params, self.grads = _check_params_grads(params, grads)
@@ -95,7 +101,10 @@ class Optimizer:
     def step(self):
         """Update every parameter in place from its current gradient."""
         for k, p in self.params.items():
-            self._update(p, self.grads[k], self.state[k])
+            g = self.grads[k]
+            if self.weight_decay and not self.decoupled_weight_decay:
+                g = g + self.weight_decay * p  # L2 penalty: d/dp (weight_decay / 2) |p|^2
+            self._update(p, g, self.state[k])
 
     def zero_grad(self):
         """Set every gradient to zero (in place)."""
@@ -106,11 +115,10 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self):
-        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        names = [a for a in inspect.signature(type(self).__init__).parameters
+                 if a not in ("self", "params", "grads")]
+        opts = ", ".join(f"{a}={getattr(self, a)!r}" for a in names)
         return f"{type(self).__name__}({opts})"
-
-    def _options(self):
-        return {"lr": self.lr}
 
 
 class SGD(Optimizer):
@@ -153,13 +161,8 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = _check_number("weight_decay", weight_decay)
 
-    def _options(self):
-        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
     def _update(self, p, g, state):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
         if self.momentum:
             if "momentum_buffer" not in state:
                 b = state["momentum_buffer"] = g.copy()
@@ -193,25 +196,17 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
-    decoupled = False  # AdamW: decay the weights directly instead of through the gradient
-
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, grads, lr)
         self.betas = _check_betas(betas)
         self.eps = _check_number("eps", eps)
         self.weight_decay = _check_number("weight_decay", weight_decay)
 
-    def _options(self):
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay}
 
     def _update(self, p, g, state):
         beta1, beta2 = self.betas
-        if self.weight_decay:
-            if self.decoupled:
-                p *= 1 - self.lr * self.weight_decay
-            else:
-                g = g + self.weight_decay * p
+        if self.decoupled_weight_decay:
+            p *= 1 - self.lr * self.weight_decay
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
         state["step"] += 1
@@ -237,7 +232,7 @@ class AdamW(Adam):
         m, v, p updated as in Adam with weight_decay = 0
     """
 
-    decoupled = True
+    decoupled_weight_decay = True  # the weights decay directly, not through the gradient
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, grads, lr, betas, eps, weight_decay)
@@ -282,13 +277,8 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
         self.weight_decay = _check_number("weight_decay", weight_decay)
 
-    def _options(self):
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
-                "centered": self.centered, "weight_decay": self.weight_decay}
 
     def _update(self, p, g, state):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
         if not state:
             state["square_avg"] = np.zeros_like(p)
             if self.centered:
@@ -343,13 +333,8 @@ class Adagrad(Optimizer):
                                                        initial_accumulator_value)
         self.eps = _check_number("eps", eps)
 
-    def _options(self):
-        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
 
     def _update(self, p, g, state):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
         if not state:
             state.update(step=0, sum=np.full_like(p, self.initial_accumulator_value))
         state["step"] += 1

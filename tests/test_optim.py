@@ -91,10 +91,13 @@ def test_zero_grad():
     assert not any(g.any() for g in grads.values())
 
 
-def test_float32_parameters_stay_float32():
+def test_float32_parameters_stay_float32_and_repr_shows_the_options():
     params, grads = make(dtype=np.float32)
     for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad):
-        cls(params, grads, lr=0.1).step()
+        opt = cls(params, grads, lr=0.1)
+        opt.step()
+        assert repr(opt).startswith(f"{cls.__name__}(lr=0.1, ")
+        assert "weight_decay=" in repr(opt)
     assert all(p.dtype == np.float32 for p in params.values())
 
 
