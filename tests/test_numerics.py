@@ -374,3 +374,55 @@ def test_float32_model_with_heads_keeps_float32(input_dtype):
     m.backward(dy.astype(np.float64))
     assert y.dtype == dy.dtype == np.float32
     assert {g.dtype for g in m.grads.values()} == {np.dtype(np.float32)}
+
+
+# -- the cell variants at +-1e4 -------------------------------------------------------------------
+VARIANTS = [(npseq.LSTMCell, npseq.LSTM, dict(layer_norm=True)),
+            (npseq.LSTMCell, npseq.LSTM, dict(peephole=True)),
+            (npseq.LSTMCell, npseq.LSTM, dict(recurrent_activation="hard_sigmoid")),
+            (npseq.LSTMCell, npseq.LSTM, dict(activation="relu")),
+            (npseq.GRUCell, npseq.GRU, dict(reset_after=False)),
+            (npseq.GRUCell, npseq.GRU, dict(recurrent_activation="hard_sigmoid"))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("cell_cls, layer_cls, kw", VARIANTS,
+                         ids=[f"{v[1].__name__}-{next(iter(v[2].items()))}" for v in VARIANTS])
+def test_variants_saturate_without_overflow_or_warning(cell_cls, layer_cls, kw, dtype):
+    rng = np.random.default_rng(2)
+    lstm = cell_cls is npseq.LSTMCell
+    cell = cell_cls(3, 4, dtype=dtype, seed=0, **kw)
+    layer = layer_cls(3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=0, **kw)
+    for m in (cell, layer):
+        m.load_state_dict(saturating(rng, m.params))
+    x = signs(rng, (5, 2, 3), dtype)
+    parts = [signs(rng, (2, 4), dtype)] + [1e4 * signs(rng, (2, 4), dtype)] * lstm
+    with strict():
+        new = cell(x[0], tuple(parts) if lstm else parts[0])
+        dx_cell, dprev = cell.backward(tuple(rng.standard_normal((2, 4)) for _ in parts)
+                                       if lstm else rng.standard_normal((2, 4)))
+        out, state_n = layer(x, tuple(np.stack([p] * 4) for p in parts) if lstm
+                             else np.stack([parts[0]] * 4))
+        dx, dstate0 = layer.backward(1e4 * rng.standard_normal(out.shape))
+    assert all_finite(new, dx_cell, dprev, out, state_n, dx, dstate0, *cell.grads.values(),
+                      *layer.grads.values())
+    assert _dtypes_of(new, dx_cell, out, dx, dstate0) == {np.dtype(dtype)}
+
+
+# -- NaN in, NaN out ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_nan_input_flows_through_its_own_sequence_only(kind):
+    """NaN is not an error (as in NumPy and PyTorch): it reaches the outputs that depend on it
+    and no others (not the other sequences of the batch)."""
+    m = make_layer(kind, 2, 3, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 2))
+    x[1, 0, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = m(x)
+        dx, _ = m.backward(np.ones_like(out))
+    assert np.all(np.isfinite(out[:1])) and np.all(np.isfinite(out[:, 1]))
+    assert np.all(np.isnan(out[1:, 0]))
+    assert np.all(np.isfinite(dx[:, 1]))
+    if kind != "rnn_relu":  # ReLU's derivative where it returned NaN is 0, as PyTorch's
+        assert np.all(np.isnan(dx[:2, 0]))

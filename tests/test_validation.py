@@ -73,23 +73,27 @@ BAD = {
     "seed": [(1.5, TypeError), ("0", TypeError), (-1, ValueError)],
 }
 BAD["batch_first"] = BAD["bidirectional"] = BAD["bias"]
+BAD["layer_norm"] = BAD["peephole"] = BAD["reset_after"] = BAD["bias"]  # the cell variants
+BAD["activation"] = BAD["recurrent_activation"] = [("foo", ValueError), ("Tanh", ValueError)]
+BAD["checkpoint_every"] = [(0, ValueError), (1.5, TypeError), (True, TypeError)]
+_LSTM_VARIANT = ("layer_norm", "peephole", "activation", "recurrent_activation")
+_GRU_VARIANT = ("reset_after", "activation", "recurrent_activation")
 ARGS = {
     "RNNCell": ("input_size", "hidden_size", "bias", "nonlinearity", "dtype", "seed"),
-    "LSTMCell": ("input_size", "hidden_size", "bias", "dtype", "seed"),
-    "GRUCell": ("input_size", "hidden_size", "bias", "dtype", "seed"),
+    "LSTMCell": ("input_size", "hidden_size", "bias", "dtype", "seed") + _LSTM_VARIANT,
+    "GRUCell": ("input_size", "hidden_size", "bias", "dtype", "seed") + _GRU_VARIANT,
     "RNN": ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
-            "dropout", "bidirectional", "dtype", "seed"),
+            "dropout", "bidirectional", "dtype", "seed", "checkpoint_every"),
     "LSTM": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-             "bidirectional", "proj_size", "dtype", "seed"),
+             "bidirectional", "proj_size", "dtype", "seed", "checkpoint_every") + _LSTM_VARIANT,
     "GRU": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-            "bidirectional", "dtype", "seed"),
+            "bidirectional", "dtype", "seed", "checkpoint_every") + _GRU_VARIANT,
 }
 
 
 @st.composite
-def bad_constructions(draw):
-    cls_name = draw(st.sampled_from(sorted(ARGS)))
-    arg = draw(st.sampled_from(ARGS[cls_name]))
+def bad_constructions(draw, cls_name, arg):
+    """Valid sizes, then one bad value of ``arg``: (cls, kwargs, expected error)."""
     value, exc = draw(st.sampled_from(BAD[arg]))
     kwargs = dict(input_size=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)))
     if arg in ("dropout", "num_layers") and cls_name in LAYERS:
@@ -97,12 +101,13 @@ def bad_constructions(draw):
     if arg == "proj_size" and isinstance(value, str):  # "hidden" or "hidden+1"
         value = kwargs["hidden_size"] + (value == "hidden+1")
     kwargs[arg] = value
-    return {**CELLS, **LAYERS}[cls_name], kwargs, exc, arg
+    return {**CELLS, **LAYERS}[cls_name], kwargs, exc
 
 
-@given(bad_constructions())
-def test_constructor_rejects_a_bad_argument(case):
-    cls, kwargs, exc, arg = case
+@pytest.mark.parametrize("cls_name, arg", [(c, a) for c in sorted(ARGS) for a in ARGS[c]])
+@given(data=st.data())
+def test_constructor_rejects_a_bad_argument(cls_name, arg, data):
+    cls, kwargs, exc = data.draw(bad_constructions(cls_name, arg))
     call_fails(lambda: cls(**kwargs), exc, arg)
 
 
