@@ -20,12 +20,18 @@ The PNG needs matplotlib (``pip install matplotlib``); without it only the table
 """
 from __future__ import annotations
 
-import argparse
+import os
 
-import numpy as np
+# small matrices on a shared machine: BLAS threads cost more than they save (set before numpy)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import npseq
-from npseq.analysis import gradient_norms
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npseq  # noqa: E402
+from npseq.analysis import gradient_norms  # noqa: E402
 
 MODELS = {"RNN (tanh)": npseq.RNN, "LSTM": npseq.LSTM, "GRU": npseq.GRU}
 

@@ -370,8 +370,15 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
         raise TypeError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
     if not 0.5 < threshold < 1:
         raise ValueError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
+    checkpoint_every = getattr(module, "checkpoint_every", None)
     with _untouched(module):
-        module(x, state, lengths)
+        if checkpoint_every is not None:  # a checkpointed forward keeps no step caches
+            module.checkpoint_every = None
+        try:
+            module(x, state, lengths)
+        finally:
+            if checkpoint_every is not None:
+                module.checkpoint_every = checkpoint_every
         records = module._tape[-1].records  # records[layer][direction].caches
     valid = _valid_steps(module, x, lengths)  # (T, B)
     stats = {}

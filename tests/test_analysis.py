@@ -357,3 +357,44 @@ def test_lstm_parameter_count_by_formula():
     assert count_parameters(m) == 2 * sum(per_dir)
     with pytest.raises(TypeError, match="module"):
         count_parameters({"weight": np.ones(3)})
+
+
+def test_gate_statistics_follow_the_activation_options():
+    """recurrent_activation='hard_sigmoid' and activation='relu': gates recomputed by hand."""
+    rng = np.random.default_rng(14)
+    T, B, D, H = 5, 3, 2, 4
+    m = npseq.LSTM(D, H, activation="relu", recurrent_activation="hard_sigmoid", seed=0)
+    for k, v in m.params.items():
+        v[...] = rng.uniform(-3, 3, v.shape)  # large: the hard sigmoid clips often
+    x = rng.standard_normal((T, B, D))
+    p = {k[:-3]: v for k, v in m.params.items()}
+    hard = lambda a: np.clip(a / 6 + 0.5, 0, 1)  # noqa: E731
+    h, c, gates = np.zeros((B, H)), np.zeros((B, H)), []
+    for x_t in x:
+        a = x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        i, f, o = hard(a[:, :H]), hard(a[:, H:2 * H]), hard(a[:, 3 * H:])
+        g = np.maximum(a[:, 2 * H:3 * H], 0)
+        c = f * c + i * g
+        h = o * np.maximum(c, 0)
+        gates.append((i, f, g, o))
+    stats = gate_statistics(m, x)[(0, 0)]
+    for name, v in zip("ifgo", (np.stack(s) for s in zip(*gates))):
+        sat = (v <= 0) if name == "g" else ((v < 0.05) | (v > 0.95))
+        assert stats[name]["mean"] == pytest.approx(v.mean(), rel=1e-12)
+        assert stats[name]["saturated"] == pytest.approx(sat.mean(), rel=1e-12)
+    assert 0 < stats["i"]["saturated"] < 1 and 0 < stats["g"]["saturated"] < 1
+
+
+def test_gate_statistics_of_a_checkpointed_layer():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((7, 2, 3))
+    plain = _layer("lstm", 3, 4, rng, num_layers=2)
+    checkpointed = npseq.LSTM(3, 4, num_layers=2, checkpoint_every=3)
+    checkpointed.load_state_dict(plain.params)
+    assert gate_statistics(checkpointed, x) == gate_statistics(plain, x)
+    assert checkpointed.checkpoint_every == 3
+    dout = rng.standard_normal((7, 2, 4))
+    got, want = gradient_norms(checkpointed, x, dout), gradient_norms(plain, x, dout)
+    for key in want:
+        for name in want[key]:
+            np.testing.assert_array_equal(got[key][name], want[key][name])

@@ -94,6 +94,23 @@ def test_rtrl_rejects_what_it_does_not_cover():
         rtrl_gradients(npseq.LSTM(2, 3), x, np.ones((3, 1, 3)), (np.ones((1, 1, 4)), None))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: npseq.LSTM(3, 4, activation="relu", recurrent_activation="hard_sigmoid", seed=0),
+    lambda: npseq.GRU(3, 4, activation="relu", seed=0),
+    lambda: npseq.GRU(3, 4, recurrent_activation="hard_sigmoid", batch_first=True, seed=0),
+])
+def test_rtrl_follows_the_activation_options(make):
+    rng = np.random.default_rng(13)
+    m = make()
+    x = 2 * rng.standard_normal((2, 8, 3) if m.batch_first else (8, 2, 3))
+    dout = rng.standard_normal(x.shape[:2] + (4,))
+    grads, *_ = rtrl_gradients(m, x, dout)
+    m(x)
+    m.backward(dout)
+    for k in m.grads:
+        assert rel_error(grads[k], m.grads[k]) < TOL, k
+
+
 def test_rtrl_rejects_cells_with_their_own_parameter_gradients():
     m = npseq.GRU(2, 3, reset_after=False)
     with pytest.raises(ValueError, match="reset_after"):
