@@ -109,7 +109,8 @@ class _CellBase(Module):
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 given = (f"a {type(state).__name__} of length {len(state)}"
                          if isinstance(state, (tuple, list)) else type(state).__name__)
-                raise TypeError(f"{argname}: expected a tuple (h, c) for LSTMCell, got {given}")
+                raise TypeError(f"{argname}: expected a tuple (h, c) for {type(self).__name__}, "
+                                f"got {given}")
             d = "d" if argname.startswith("d") else ""
             parts, names = state, (f"{argname}[0] ({d}h)", f"{argname}[1] ({d}c)")
         else:

@@ -279,8 +279,8 @@ class _RNNBase(Module):
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 given = (f"a {type(state).__name__} of length {len(state)}"
                          if isinstance(state, (tuple, list)) else type(state).__name__)
-                raise TypeError(f"{argname}: expected a tuple ({', '.join(labels)}) for LSTM, "
-                                f"got {given}")
+                raise TypeError(f"{argname}: expected a tuple ({', '.join(labels)}) for "
+                                f"{type(self).__name__}, got {given}")
             parts = tuple(state)
             names = tuple(f"{argname}[{i}] ({labels[i]})" for i in range(2))
         else:
