@@ -476,3 +476,22 @@ def test_plain_lstm_with_activations_keeps_the_projection():
     errors = check_gradients(m, rng.standard_normal((3, 2, 3)),
                              (rng.standard_normal((1, 2, 2)), rng.standard_normal((1, 2, 4))))
     assert "weight_hr_l0" in errors and max(errors.values()) < TOL, format_report(errors)
+
+
+@pytest.mark.parametrize("name", ["lstm_layernorm", "lstm_peephole", "gru_reset_before"])
+def test_checkpointed_backward_gives_exactly_the_plain_gradients(name):
+    layer_cls, _, options = VARIANTS[name]
+    rng = np.random.default_rng(10)
+    plain = layer_cls(3, 4, 2, bidirectional=True, seed=0, **options)
+    randomise(plain, rng)
+    ckpt = layer_cls(3, 4, 2, bidirectional=True, seed=0, checkpoint_every=3, **options)
+    ckpt.load_state_dict(plain.state_dict())
+    x = rng.standard_normal((7, 2, 3))
+    dout = rng.standard_normal((7, 2, 8))
+    a = run(plain, x, None, dout, None, [7, 4])
+    b = run(ckpt, x, None, dout, None, [7, 4])
+    for u, v in zip([a[0], a[2], *parts(a[1]), *parts(a[3])],
+                    [b[0], b[2], *parts(b[1]), *parts(b[3])]):
+        np.testing.assert_array_equal(u, v)
+    for k, g in a[4].items():
+        np.testing.assert_array_equal(g, b[4][k])

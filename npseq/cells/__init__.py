@@ -7,9 +7,17 @@ Elman RNN  ``rnn_step_forward/rnn_step_backward``  ``RNN_TANH``, ``RNN_RELU``
 LSTM       ``lstm_step_forward/lstm_step_backward`` ``LSTM``
 GRU        ``gru_step_forward/gru_step_backward``  ``GRU``
 =========  =====================================  ==================
+
+The variants (:mod:`.lstm_layernorm`, :mod:`.lstm_peephole`, :mod:`.gru_reset_before`, each
+``<module>_step_forward/_step_backward``; CellKinds ``LSTM_LAYERNORM``, ``LSTM_PEEPHOLE``,
+``GRU_RESET_BEFORE``) are chosen from the layer options by :mod:`.variants`; derivations in
+``docs/variants.md``.
 """
 from npseq.cells.base import (CellCache, CellKind, StepGrads, cell_backward, cell_forward,
                               input_projection, param_grads)
 from npseq.cells.gru import GRU, GRUCache, gru_step_backward, gru_step_forward
 from npseq.cells.lstm import LSTM, LSTMCache, lstm_step_backward, lstm_step_forward
 from npseq.cells.rnn import RNN_RELU, RNN_TANH, RNNCache, rnn_step_backward, rnn_step_forward
+from npseq.cells.gru_reset_before import GRU_RESET_BEFORE
+from npseq.cells.lstm_layernorm import LSTM_LAYERNORM
+from npseq.cells.lstm_peephole import LSTM_PEEPHOLE
