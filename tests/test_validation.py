@@ -367,31 +367,60 @@ def _loss_and_grad(out, start, stop):
     return float(np.sum(out)), np.ones_like(out)
 
 
-TBPTT_BAD = [
-    ("module", TypeError, dict(module=npseq.GRUCell(2, 3))),
-    ("module", TypeError, dict(module="GRU")),
-    ("k", ValueError, dict(k=0)),
-    ("k", TypeError, dict(k=1.5)),
-    ("k", TypeError, dict(k=True)),
-    ("loss_and_grad", TypeError, dict(loss_and_grad=None)),
-    ("loss_and_grad", TypeError, dict(loss_and_grad=lambda out, a, b: out)),
-    ("loss_and_grad", TypeError, dict(loss_and_grad=lambda out, a, b: (out, out))),
-    ("on_chunk", TypeError, dict(on_chunk=3)),
-    ("x", ValueError, dict(x=np.ones((2, 2, 2, 2)))),
-    ("x", ValueError, dict(x=np.ones((0, 2, 2)))),
-    ("x", ValueError, dict(x=np.ones((6, 2, 5)))),
-    ("x", TypeError, dict(x=np.ones((6, 2, 2)) * 1j)),
-    ("state (h0)", ValueError, dict(state=np.ones((1, 3, 3)))),
-    ("dout", ValueError, dict(loss_and_grad=lambda out, a, b: (0.0, out[0]))),
-]
-
-
-@pytest.mark.parametrize("name, exc, change", TBPTT_BAD)
-def test_truncated_bptt_rejects_a_bad_argument(name, exc, change):
-    args = dict(module=npseq.GRU(2, 3, seed=0), x=np.ones((6, 2, 2)), k=4,
-                loss_and_grad=_loss_and_grad, state=None, on_chunk=None)
+@st.composite
+def bad_truncated_bptt_calls(draw):
+    """A layer and a valid long sequence, then one broken argument: (call, exc, name)."""
+    case = draw(layer_cases(configs=None, with_lengths=False))
+    cfg = case.config
+    args = dict(module=cfg.build(), x=case.x, k=draw(st.integers(1, 4)),
+                loss_and_grad=_loss_and_grad, state=case.state, on_chunk=None)
+    what = draw(st.sampled_from(["module", "k", "loss_and_grad", "on_chunk", "x rank",
+                                 "x features", "x empty", "x dtype", "state", "dout"]))
+    if what == "module":
+        value = draw(st.sampled_from([make_cell("gru", cfg.input_size, 2), "GRU", None]))
+        change, exc, name = dict(module=value), TypeError, "module"
+    elif what == "k":
+        value, exc = draw(st.sampled_from([(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                           (True, TypeError), ("2", TypeError)]))
+        change, name = dict(k=value), "k"
+    elif what == "loss_and_grad":
+        value = draw(st.sampled_from([None, 3, lambda out, a, b: out,  # not a pair
+                                      lambda out, a, b: (out, out),  # the loss is no number
+                                      lambda out, a, b: (0.0, out, out)]))
+        change, exc, name = dict(loss_and_grad=value), TypeError, "loss_and_grad"
+    elif what == "on_chunk":
+        change, exc, name = dict(on_chunk=draw(st.sampled_from([3, "print"]))), TypeError, \
+            "on_chunk"
+    elif what == "x rank":
+        x = np.ones(draw(st.sampled_from([(), (3,), (2, 2, 2, cfg.input_size)])))
+        change, exc, name = dict(x=x), ValueError, "x"
+    elif what == "x features":
+        x = np.ones(case.x.shape[:-1] + (cfg.input_size + draw(st.integers(1, 3)),))
+        change, exc, name = dict(x=x), ValueError, "x"
+    elif what == "x empty":
+        time_axis = 1 if cfg.batch_first and cfg.batch is not None else 0
+        shape = list(case.x.shape)
+        shape[time_axis] = 0
+        change, exc, name = dict(x=np.ones(shape)), ValueError, "x"
+    elif what == "x dtype":
+        change, exc, name = dict(x=case.x.astype(str)), TypeError, "x"
+    elif what == "state":
+        parts = [np.zeros(s) for s in cfg.state_shapes()]
+        part = draw(st.integers(0, len(parts) - 1))
+        parts[part] = np.zeros(wrong_shape(draw, parts[part].shape))
+        change, exc = dict(state=pack_state(cfg.kind, parts)), ValueError
+        name = _state_name(cfg.kind, part)
+    else:
+        change, exc, name = dict(loss_and_grad=lambda out, a, b: (0.0, out[..., :-1])), \
+            ValueError, "dout"
     args.update(change)
-    call_fails(lambda: npseq.truncated_bptt(**args), exc, name)
+    return (lambda: npseq.truncated_bptt(**args)), exc, name
+
+
+@given(bad_truncated_bptt_calls())
+def test_truncated_bptt_rejects_a_bad_argument(case):
+    call, exc, name = case
+    call_fails(call, exc, name)
 
 
 # -- the training toolkit: Linear, Embedding, losses, optimizers, Sequential, save/load --------
