@@ -103,15 +103,17 @@ def test_cell_every_gradient_elementwise(name, batched):
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_one_layer_every_gradient_elementwise(name):
+@pytest.mark.parametrize("batched", [True, False])
+def test_one_layer_every_gradient_elementwise(name, batched):
     layer_cls, _, options = VARIANTS[name]
-    rng = np.random.default_rng(sum(map(ord, name)))
+    rng = np.random.default_rng(sum(map(ord, name)) + batched)
     m = layer_cls(2, 2, seed=0, **options)
     randomise(m, rng)
     n = m.kind.num_states
-    state = pack([rng.standard_normal((1, 2, 2)) for _ in range(n)], n)
-    errors = check_gradients(m, rng.standard_normal((3, 2, 2)), state, seed=1,
-                             lengths=[3, 2])
+    lead = (2,) if batched else ()  # unbatched: x (T, D), state (1, H)
+    state = pack([rng.standard_normal((1,) + lead + (2,)) for _ in range(n)], n)
+    errors = check_gradients(m, rng.standard_normal((3,) + lead + (2,)), state, seed=1,
+                             lengths=[3, 2] if batched else None)
     assert max(errors.values()) < TOL, format_report(errors)
 
 
@@ -188,7 +190,7 @@ def variant_cell_cases(draw):
     if options.get("layer_norm"):
         # and where the features it normalises are (nearly) equal, LN's gradient is of
         # order eps, too: keep its three inputs spread, as random weights make them
-        p, (h, c) = cell.params, state
+        p, h = cell.params, state[0]
         gx = x @ p["weight_ih"].T + p.get("bias_ih", 0)
         gh = h @ p["weight_hh"].T + p.get("bias_hh", 0)
         with npseq.no_grad():
@@ -332,6 +334,8 @@ def test_explicit_defaults_are_exactly_the_plain_cells(layer_cls, cell_cls, defa
     explicit = layer_cls(3, 4, 2, bidirectional=True, seed=5, **defaults)
     assert explicit.kind is plain.kind and plain.kind in (lstm.LSTM, gru.GRU)
     assert cell_cls(3, 4, **defaults).kind is cell_cls(3, 4).kind
+    make_kind = variants.lstm_kind if layer_cls is npseq.LSTM else variants.gru_kind
+    assert make_kind(**defaults) is plain.kind
     assert repr(explicit) == repr(plain)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 3, 3))
