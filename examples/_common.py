@@ -2,10 +2,17 @@
 
 Nothing here is part of npseq; each example reads as a standalone script and only imports
 these few lines of plumbing (``python examples/<name>.py`` puts this folder on ``sys.path``).
+
+Importing this module also keeps BLAS to one thread, so the examples import it before numpy:
+their matrices are small (hidden sizes 16 to 128), where BLAS threads cost more than they
+save, and on a machine shared with other jobs they make every step several times slower.
 """
 import argparse
 import os
 import time
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # read when numpy loads its BLAS, so before that
 
 
 def parser(description):
@@ -16,6 +23,22 @@ def parser(description):
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     p.add_argument("--out-dir", default=".", help="folder for the PNG plot (default: .)")
     return p
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a float > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
 
 
 class Clock:

@@ -19,23 +19,18 @@ does not learn (its gradient vanishes over T steps) and that gated cells learn.
 Each model is ``Sequential(layer, LastStep(), Linear(H, 1))``, trained on fresh batches with
 Adam, the gradient's norm clipped to 1. It trains until its validation MSE falls below a
 tenth of the target 0.01, or for at most ``--steps`` steps, then is scored on a held-out test
-set. The LSTM starts with its forget-gate bias at 1 (Gers et al. 2000; Jozefowicz et al.
-2015), so that the cell state starts out remembering.
+set. The LSTM starts with its forget-gate bias raised by 1 (Gers et al. 2000; Jozefowicz et
+al. 2015), so that its cell state starts out remembering.
 """
-import os
 import sys
 
-# The matrices here are small (hidden size 32..128): BLAS threads cost more than they save,
-# and on a shared machine they make every step several times slower. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import Clock, parser, positive_float, positive_int, save_plot, verdict
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import npseq  # noqa: E402
-from npseq import losses, optim  # noqa: E402
-
-from _common import Clock, parser, save_plot, verdict  # noqa: E402
+import npseq
+from npseq import losses, optim
 
 TARGET_MSE = 0.01  # what "learned the task" means here
 
@@ -79,7 +74,7 @@ def mse(model, x, y):
     """Mean squared error of ``model`` on ``(x, y)``, without keeping anything for backward."""
     with npseq.no_grad():
         pred, _ = model(x)
-    return float(np.mean((pred - y) ** 2))
+    return losses.mse_loss(pred, y)[0]
 
 
 def train(kind, args, val, clock):
@@ -111,12 +106,14 @@ def train(kind, args, val, clock):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, default=100, help="sequence length (default 100)")
-    p.add_argument("--steps", type=int, default=3000,
+    p.add_argument("--T", type=positive_int, default=100, help="sequence length (default 100)")
+    p.add_argument("--steps", type=positive_int, default=3000,
                    help="most training steps per model (default 3000)")
-    p.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
-    p.add_argument("--batch", type=int, default=64, help="sequences per step (default 64)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--hidden", type=positive_int, default=32, help="hidden units (default 32)")
+    p.add_argument("--batch", type=positive_int, default=64,
+                   help="sequences per step (default 64)")
+    p.add_argument("--lr", type=positive_float, default=1e-2,
+                   help="Adam learning rate (default 1e-2)")
     p.add_argument("--models", default="LSTM,GRU,RNN",
                    help="comma-separated subset of LSTM,GRU,RNN (default all three)")
     args = p.parse_args(argv)

@@ -18,20 +18,15 @@ model never trains on (``loss / ln 2``; a uniform guess over its ~100 distinct c
 costs about 6.7 bits, one that knows only how often each character occurs about 4.7 bits).
 Then it samples text at a few temperatures: ``p = softmax(logits / temperature)``.
 """
-import os
 import sys
 
-# The matrices here are small (hidden size 32..128): BLAS threads cost more than they save,
-# and on a shared machine they make every step several times slower. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import Clock, parser, positive_float, positive_int, save_plot, verdict
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import npseq  # noqa: E402
-from npseq import losses, optim  # noqa: E402
-
-from _common import Clock, parser, save_plot, verdict  # noqa: E402
+import npseq
+from npseq import losses, optim
 
 TARGET_BPC = 2.1  # uniform guess: 6.7 bits; character frequencies alone: 4.7 bits
 
@@ -78,12 +73,15 @@ def sample(model, prompt_ids, n, temperature, rng):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=2000, help="updates (default 2000)")
-    p.add_argument("--hidden", type=int, default=128, help="LSTM hidden units (default 128)")
-    p.add_argument("--embed", type=int, default=32, help="embedding size (default 32)")
-    p.add_argument("--batch", type=int, default=32, help="parallel streams (default 32)")
-    p.add_argument("--bptt", type=int, default=50, help="truncation length k (default 50)")
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="updates (default 2000)")
+    p.add_argument("--hidden", type=positive_int, default=128,
+                   help="LSTM hidden units (default 128)")
+    p.add_argument("--embed", type=positive_int, default=32, help="embedding size (default 32)")
+    p.add_argument("--batch", type=positive_int, default=32, help="parallel streams (default 32)")
+    p.add_argument("--bptt", type=positive_int, default=50,
+                   help="truncation length k (default 50)")
+    p.add_argument("--lr", type=positive_float, default=5e-3,
+                   help="Adam learning rate (default 5e-3)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.hidden = 30, 32

@@ -13,20 +13,15 @@ scores::
 trained with softmax cross-entropy and Adam (learning rate decaying linearly) on an 80/20
 split made within each class.
 """
-import os
 import sys
 
-# The matrices here are small (hidden size 32..128): BLAS threads cost more than they save,
-# and on a shared machine they make every step several times slower. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import Clock, parser, positive_float, positive_int, save_plot, verdict
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import npseq  # noqa: E402
-from npseq import losses, optim  # noqa: E402
-
-from _common import Clock, parser, save_plot, verdict  # noqa: E402
+import npseq
+from npseq import losses, optim
 
 TARGET_ACCURACY = 0.95
 
@@ -61,10 +56,11 @@ def accuracy(model, x, y):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=25, help="passes over the training set")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    p.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--epochs", type=positive_int, default=25, help="passes over the training set")
+    p.add_argument("--hidden", type=positive_int, default=64, help="hidden units (default 64)")
+    p.add_argument("--batch", type=positive_int, default=32, help="images per step (default 32)")
+    p.add_argument("--lr", type=positive_float, default=5e-3,
+                   help="Adam learning rate (default 5e-3)")
     args = p.parse_args(argv)
     if args.quick:
         args.epochs = 2

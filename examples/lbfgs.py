@@ -17,21 +17,16 @@ model forward and backward over the whole training set, and returns the loss and
 gradient. Before training, ``scipy.optimize.check_grad`` compares that gradient with finite
 differences of the loss, a check of every hand-written derivative at once.
 """
-import os
 import sys
 
-# The matrices here are small (hidden size 32..128): BLAS threads cost more than they save,
-# and on a shared machine they make every step several times slower. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import Clock, parser, positive_int, save_plot, verdict
 
-import numpy as np  # noqa: E402
-from scipy import optimize  # noqa: E402
+import numpy as np
+from scipy import optimize
 
-import npseq  # noqa: E402
-from npseq import losses, optim  # noqa: E402
-
-from _common import Clock, parser, save_plot, verdict  # noqa: E402
+import npseq
+from npseq import losses, optim
 
 TARGET_MSE = 0.01
 
@@ -46,12 +41,11 @@ def echo_data(rng, T, B, delay):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--delay", type=int, default=6, help="echo delay d (default 6)")
-    p.add_argument("--hidden", type=int, default=16, help="hidden units (default 16)")
-    p.add_argument("--maxiter", type=int, default=600, help="L-BFGS iterations (default 600)")
+    p.add_argument("--delay", type=positive_int, default=6, help="echo delay d (default 6)")
+    p.add_argument("--hidden", type=positive_int, default=16, help="hidden units (default 16)")
+    p.add_argument("--maxiter", type=positive_int, default=600,
+                   help="L-BFGS iterations (default 600)")
     args = p.parse_args(argv)
-    if args.delay < 1:
-        p.error(f"--delay: expected a delay of at least 1 step, got {args.delay}")
     if args.quick:
         args.maxiter = 20
 
@@ -96,7 +90,7 @@ def main(argv=None):
     pv.set(result.x)
     with npseq.no_grad():
         pred, _ = model(x_test)
-    test_mse = float(np.mean((pred - y_test) ** 2))
+    test_mse, _ = losses.mse_loss(pred, y_test)
     print(f"L-BFGS-B stopped after {result.nit} iterations, {result.nfev} evaluations: "
           f"{result.message}")
 

@@ -25,20 +25,15 @@ logits, trained with binary cross-entropy against the multi-hot set of legal nex
 (Adam, variable lengths through ``lengths=``). A string counts as predicted perfectly when,
 at every step, the symbols with probability > 0.5 are exactly the legal ones.
 """
-import os
 import sys
 
-# The matrices here are small (hidden size 32..128): BLAS threads cost more than they save,
-# and on a shared machine they make every step several times slower. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import Clock, parser, positive_float, positive_int, save_plot, verdict
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import npseq  # noqa: E402
-from npseq import losses, optim  # noqa: E402
-
-from _common import Clock, parser, save_plot, verdict  # noqa: E402
+import npseq
+from npseq import losses, optim
 
 SYMBOLS = "BTPSXVE"
 # the inner Reber graph: state -> ((symbol, next state), (symbol, next state)); 5 -> E
@@ -97,10 +92,13 @@ def evaluate(model, data):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1000, help="updates (default 1000)")
-    p.add_argument("--hidden", type=int, default=32, help="LSTM hidden units (default 32)")
-    p.add_argument("--batch", type=int, default=32, help="strings per update (default 32)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="updates (default 1000)")
+    p.add_argument("--hidden", type=positive_int, default=32,
+                   help="LSTM hidden units (default 32)")
+    p.add_argument("--batch", type=positive_int, default=32,
+                   help="strings per update (default 32)")
+    p.add_argument("--lr", type=positive_float, default=1e-2,
+                   help="Adam learning rate (default 1e-2)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps = 40

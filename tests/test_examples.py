@@ -48,7 +48,38 @@ def test_example_runs_quick(script, tmp_path):
         assert "skipped the plot" in proc.stdout and not png.exists()
 
 
-def test_bad_flag_is_rejected(tmp_path):
-    proc = run("adding.py", tmp_path, "--models", "LSTM,TRANSFORMER")
-    assert proc.returncode == 2
-    assert "--models" in proc.stderr and "TRANSFORMER" in proc.stderr
+@pytest.mark.parametrize("script, flag, value", [
+    ("adding.py", "--models", "LSTM,TRANSFORMER"),
+    ("adding.py", "--T", "1"),
+    ("adding.py", "--steps", "0"),
+    ("char_lm.py", "--lr", "-0.1"),
+    ("lbfgs.py", "--delay", "0"),
+])
+def test_bad_flag_is_rejected(script, flag, value, tmp_path):
+    proc = run(script, tmp_path, flag, value)
+    assert proc.returncode == 2  # argparse's usage error, before any training
+    assert flag in proc.stderr and value in proc.stderr, proc.stderr
+
+
+def run_without(module, script, tmp_path, *args):
+    """Run an example as if ``module`` were not installed (its import raises ImportError)."""
+    code = (f"import runpy, sys; sys.modules[{module!r}] = None; "
+            f"sys.path.insert(0, {str(EXAMPLES)!r}); "
+            f"sys.argv = [{script!r}, *{list(args)!r}]; "
+            f"runpy.run_path({str(EXAMPLES / script)!r}, run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_without_matplotlib_the_plot_is_skipped(tmp_path):
+    proc = run_without("matplotlib", "reber.py", tmp_path, "--quick")
+    assert proc.returncode == 0, proc.stderr
+    assert "matplotlib is not installed: skipped the plot" in proc.stdout
+    assert "summary: embedded Reber:" in proc.stdout
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_digits_without_scikit_learn_says_what_to_install(tmp_path):
+    proc = run_without("sklearn", "digits.py", tmp_path, "--quick")
+    assert proc.returncode == 1
+    assert "needs scikit-learn" in proc.stderr and "pip install scikit-learn" in proc.stderr
