@@ -184,3 +184,29 @@ def test_a_kind_with_the_plain_signature_gets_the_same_gradients(name):
         results.append((out, carry) + sequence_backward(k, dout, dlast, record, p))
     _assert_same(results[0][:4], results[1][:4])
     _assert_same(results[0][4], results[1][4])
+
+
+# -- the benchmark's textbook baseline is correct -------------------------------------------
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_textbook_baseline_matches_npseq(cell):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "textbook.py"
+    spec = importlib.util.spec_from_file_location("textbook", path)
+    textbook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(textbook)
+    rng = np.random.default_rng(8)
+    m = getattr(npseq, cell)(4, 6, seed=1)
+    for v in m.params.values():
+        v[...] = rng.uniform(-0.7, 0.7, v.shape)
+    x = rng.standard_normal((5, 3, 4))
+    dout = rng.standard_normal((5, 3, 6))
+    out, _ = m(x)
+    dx, _ = m.backward(dout)
+    out_tb, cache = textbook.forward(cell, x, m.params)
+    dx_tb, grads = textbook.backward(cell, dout, cache, m.params)
+    np.testing.assert_allclose(out_tb, out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx_tb, dx, rtol=1e-10, atol=1e-12)
+    assert grads.keys() == m.grads.keys()
+    for k in grads:
+        np.testing.assert_allclose(grads[k], m.grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
