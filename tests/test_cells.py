@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import npseq
-from npseq.gradcheck import check_gradients, format_report, rel_error
+from npseq.gradcheck import check_gradients, format_report
 from strategies import (KINDS, upstream_arrays, cell_cases, examples, make_cell, num_states,
                         pack_state, unpack_state)
 

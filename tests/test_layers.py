@@ -127,7 +127,7 @@ def check_every_gradient(case):
 # -- every gradient by finite differences ----------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 @given(data=st.data())
-@settings(max_examples=examples(15))
+@settings(max_examples=examples(40))
 def test_every_gradient_matches_finite_differences(kind, data):
     """Over cell kind, nonlinearity, 1-3 layers, directions, batch_first, unbatched, bias,
     proj_size, lengths (unsorted, some 1), initial state or not, dropout (training mode, masks
