@@ -186,7 +186,7 @@ class LSTMCell(_CellBase):
                  layer_norm=False, peephole=False, activation="tanh",
                  recurrent_activation="sigmoid"):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
-        self.layer_norm, self.peephole = layer_norm, peephole
+        self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, bias, dtype, seed)
 
@@ -210,6 +210,6 @@ class GRUCell(_CellBase):
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
                  reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
-        self.reset_after = reset_after
+        self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, bias, dtype, seed)

@@ -381,7 +381,7 @@ class LSTM(_RNNBase):
                  *, layer_norm=False, peephole=False, activation="tanh",
                  recurrent_activation="sigmoid", checkpoint_every=None):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
-        self.layer_norm, self.peephole = layer_norm, peephole
+        self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype, seed,
@@ -404,7 +404,7 @@ class GRU(_RNNBase):
                  reset_after=True, activation="tanh", recurrent_activation="sigmoid",
                  checkpoint_every=None):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
-        self.reset_after = reset_after
+        self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
