@@ -6,11 +6,12 @@
 BPTT = ``m(x)`` then ``m.backward(dout)``; RTRL = ``npseq.rtrl.rtrl_gradients(m, x, dout)``.
 Both compute the same gradients (checked here on every row). The time is the CPU time of
 this process (``time.process_time``, one BLAS thread), best of ``--repeat`` runs: on a
-shared machine the wall-clock time also counts the time slices given to other processes. The memory is the peak of NumPy allocations during one run, measured
-with ``tracemalloc``, and includes the caches (BPTT) or the sensitivities (RTRL). The last
-lines fit the slopes of log(time) and log(memory) against log(T) and log(H). "RTRL GFLOP/s"
-is the rate of RTRL's dominant products, ``2 T B S^2 P`` flops (S = 2H, P parameters):
-it rises with H as the products grow, which is why the measured H slope stays below 4.
+shared machine the wall-clock time also counts the time slices given to other processes.
+The memory is the peak of NumPy allocations during one run, measured with ``tracemalloc``,
+and includes the caches (BPTT) or the sensitivities (RTRL). The last lines fit the slopes
+of log(time) and log(memory) against log(T) and log(H). "RTRL GFLOP/s" is the rate of
+RTRL's dominant products, ``2 T B S^2 P`` flops (S = 2H, P parameters): it rises with H as
+the products grow, which is why the measured H slope stays below 4.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def main(argv=None):
         for r in rows:
             print(f"{r['T']:5d} {r['H']:4d} {r['P']:7d} {r['bptt_ms']:9.2f} "
                   f"{r['rtrl_ms']:10.2f} {r['rtrl_ms'] / r['bptt_ms']:7.1f} "
-                  f"{r['bptt_kib']:9.1f} {r['rtrl_kib']:10.1f} {r['gflops']:12.2f} {r['err']:9.1e}")
+                  f"{r['bptt_kib']:9.1f} {r['rtrl_kib']:10.1f} {r['gflops']:12.2f} "
+                  f"{r['err']:9.1e}")
         print()
     for name, rows in sweeps.items():
         xs = [r[name] for r in rows]

@@ -1,20 +1,22 @@
 """Gradient flow through time in RNN(tanh), LSTM and GRU, at initialisation and after training.
 
-The task is the adding problem (Hochreiter & Schmidhuber, 1997). Each input step is a pair
-``(u_t, marker_t)``, with u_t drawn from U(0, 1). Exactly two steps are marked, one in each
-half of the sequence, and the target is the sum of the two marked u's. A model must carry
-the first marked value across the second half of the sequence. Predicting the mean of the
-target (1) gives a mean squared error of 1/6, about 0.167.
+The task is the adding problem of ``examples/adding.py`` (Hochreiter & Schmidhuber, 1997),
+whose data generator this script imports. Each input step is a pair ``(u_t, marker_t)``,
+with u_t drawn from U(0, 1). Exactly two steps are marked, one in each half of the
+sequence, and the target is the sum of the two marked u's. A model must carry the first
+marked value across the second half of the sequence. Predicting the mean of the target (1)
+gives a mean squared error of 1/6, about 0.167.
 
 For each cell, a recurrent layer and a linear head read the last step (the LSTM's forget
 gate biased open, ``b_if + b_hf = 1``, as is common practice). The loss gradient
 enters only at the last step, so ``||dL/dh_t||`` (from :func:`npseq.analysis.gradient_norms`)
-shows how much of it reaches step t; for the LSTM, ``||dL/dc_t||`` too (dashed). The script prints a table and writes one PNG with two
-panels (at initialisation, after training), log scale.
+shows how much of it reaches step t; for the LSTM, ``||dL/dc_t||`` too (dashed). The
+script prints a table and writes one PNG with two panels (at initialisation, after
+training), log scale.
 
     python examples/gradient_flow.py             # T = 50, H = 32, 600 Adam steps (~1 min)
     python examples/gradient_flow.py --quick     # tiny sizes, a few seconds
-    python examples/gradient_flow.py --out flow.png
+    python examples/gradient_flow.py --out-dir plots     # writes plots/gradient_flow.png
 
 The PNG needs matplotlib (``pip install matplotlib``); without it only the table is printed.
 """
@@ -22,31 +24,16 @@ from __future__ import annotations
 
 import os
 
-# small matrices on a shared machine: BLAS threads cost more than they save (set before numpy)
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import argparse  # noqa: E402
+from _common import parser  # first: keeps BLAS to one thread before numpy loads
 
 import numpy as np  # noqa: E402
 
 import npseq  # noqa: E402
 from npseq.analysis import gradient_norms  # noqa: E402
 
+from adding import adding_batch  # noqa: E402
+
 MODELS = {"RNN (tanh)": npseq.RNN, "LSTM": npseq.LSTM, "GRU": npseq.GRU}
-
-
-def adding_problem(rng, batch, T):
-    """Inputs (T, batch, 2) and targets (batch, 1) of the adding problem."""
-    u = rng.uniform(0, 1, (T, batch))
-    marker = np.zeros((T, batch))
-    first = rng.integers(0, T // 2, batch)
-    second = rng.integers(T // 2, T, batch)
-    marker[first, np.arange(batch)] = 1
-    marker[second, np.arange(batch)] = 1
-    x = np.stack([u, marker], axis=-1)
-    y = (u * marker).sum(axis=0)[:, None]
-    return x, y
 
 
 class Regressor:
@@ -99,7 +86,7 @@ class Regressor:
 def run(T, hidden_size, steps, batch, seed, lr):
     """Train each model; return {model: {"init"/"trained": (loss, norms)}}."""
     rng = np.random.default_rng(seed)
-    x_eval, y_eval = adding_problem(rng, 256, T)
+    x_eval, y_eval = adding_batch(rng, T, 256, dtype=np.float64)
     results = {}
     for name, cls in MODELS.items():
         model = Regressor(cls, hidden_size, seed)
@@ -107,7 +94,7 @@ def run(T, hidden_size, steps, batch, seed, lr):
         opt = npseq.optim.Adam(model.params, model.grads, lr=lr)
         data_rng = np.random.default_rng(seed + 1)  # the same batches for every model
         for _ in range(steps):
-            model.train_step(*adding_problem(data_rng, batch, T), opt)
+            model.train_step(*adding_batch(data_rng, T, batch, dtype=np.float64), opt)
         results[name]["trained"] = model.flow(x_eval, y_eval)
     return results
 
@@ -132,14 +119,16 @@ def table(results, T):
     return "\n".join(lines)
 
 
-def plot(results, T, path):
+def plot(results, T, out_dir):
+    """Two panels (at initialisation, after training); returns the path, or None."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no PNG written (pip install matplotlib)")
-        return False
+        print("matplotlib is not installed: skipped the plot "
+              "(pip install matplotlib, or the 'examples' extra)")
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, stage in zip(axes, ("init", "trained")):
         for color, (name, stages) in zip(("C0", "C1", "C2"), results.items()):
@@ -156,17 +145,17 @@ def plot(results, T, path):
     axes[0].set_ylabel("||dL/dh_t|| (dashed: ||dL/dc_t||), batch mean")
     fig.suptitle(f"Gradient reaching each step, adding problem, T = {T}")
     fig.tight_layout()
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "gradient_flow.png")
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return True
+    print(f"saved the plot to {path}")
+    return path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Gradient norms over time: RNN vs LSTM vs GRU")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
-    ap.add_argument("--out", default="gradient_flow.png", help="the PNG to write")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parser("Gradient norms over time: RNN(tanh), LSTM and GRU on the adding "
+                  "problem").parse_args(argv)
     if args.quick:
         T, hidden, steps, batch = 12, 8, 20, 16
     else:
@@ -175,8 +164,11 @@ def main(argv=None):
     print(f"adding problem, T = {T}, hidden_size = {hidden}, {steps} Adam steps of batch "
           f"{batch}; norms on 256 held-out sequences (mean over the batch)")
     print(table(results, T))
-    if plot(results, T, args.out):
-        print(f"wrote {args.out}")
+    plot(results, T, args.out_dir)
+    trained = {name: stages["trained"][1]["h"] for name, stages in results.items()}
+    ratios = ", ".join(f"{name} {h[0] / h.max():.1e}" for name, h in trained.items())
+    print(f"summary: gradient flow T={T}: ||dL/dh_0|| / max_t ||dL/dh_t|| after training: "
+          f"{ratios}")
     return results
 
 
