@@ -205,9 +205,13 @@ def _layer_jacobians(module, x, state, layer, direction):
     idx = layer * module.num_directions + direction
     dcarries = [np.zeros((c.shape[0], B * K, c.shape[2]), module.dtype) for c in carries]
     dcarries[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
-    trace = {}
+    trace, training = {}, module.training
     with _untouched(module):
-        out, _ = module(x_rep, state_rep)
+        module.training = False  # no dropout: every copy must see the same inputs
+        try:
+            out, _ = module(x_rep, state_rep)
+        finally:
+            module.training = training
         module.backward(np.zeros_like(out), module._state_out(tuple(dcarries), False),
                         trace=trace)
     dh = trace[(layer, direction)][0]  # (T, B*K, H_out): row k is d h_T[k] / d h_t
@@ -246,7 +250,9 @@ def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0
     The Jacobians are exact. The batch is copied ``K = H_out`` times, and one backward pass
     sends the basis vector ``e_k`` from ``h_T`` in copy k, so it produces every row of
     every ``dh_T/dh_t`` at once. For the LSTM, the cell state ``c_t`` is held fixed: this is
-    the partial Jacobian along the carry ``(h_t, c_t)``.
+    the partial Jacobian along the carry ``(h_t, c_t)``. A layer runs without dropout here
+    (as in ``eval()``), so that the map from ``h_t`` to ``h_T`` is deterministic; its mode
+    is left as it was.
 
     Parameters
     ----------

@@ -398,3 +398,22 @@ def test_gate_statistics_of_a_checkpointed_layer():
     for key in want:
         for name in want[key]:
             np.testing.assert_array_equal(got[key][name], want[key][name])
+
+
+def test_jacobian_norms_of_a_layer_with_dropout_are_those_without():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((6, 2, 3))
+    m = _layer("gru", 3, 4, rng, num_layers=2, dropout=0.5)
+    assert m.training
+    got = jacobian_norms(m, x, layer=1, per_sequence=True)
+    assert m.training
+    m.eval()
+    np.testing.assert_array_equal(got, jacobian_norms(m, x, layer=1, per_sequence=True))
+    m.train()
+    bottom = npseq.GRU(3, 4, seed=1)
+    bottom.load_state_dict({k: v for k, v in m.params.items() if "_l0" in k})
+    top = npseq.GRU(4, 4, seed=1)
+    top.load_state_dict({k.replace("_l1", "_l0"): v for k, v in m.params.items() if "_l1" in k})
+    with npseq.no_grad():
+        out0, _ = bottom(x)
+    np.testing.assert_allclose(got, jacobian_norms(top, out0, per_sequence=True), rtol=1e-12)
