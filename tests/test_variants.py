@@ -3,8 +3,9 @@
 Every gradient of every variant is checked by central differences in float64 (random
 non-zero weights, biases and gains; random upstream gradients), as a cell and as a layer
 across num_layers 1-2, both directions, lengths and batch_first. PyTorch has no twin of
-these cells, so the forward passes are pinned instead to independent NumPy forwards written
-below, and to the plain cells where a variant reduces to one.
+these cells, so the forward passes are pinned instead to independent reference forwards
+(``variant_refs.py``, run on NumPy arrays here), and to the plain cells where a variant
+reduces to one. ``test_variants_torch.py`` differentiates the same references with autograd.
 """
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import npseq
 from npseq.cells import gru, lstm, variants
 from npseq.gradcheck import check_gradients, format_report
 from strategies import arrays, examples, nonzero_floats, upstream_arrays
+from variant_refs import ref_forward
 
 # name -> (layer class, cell class, variant options)
 VARIANTS = {
@@ -230,57 +232,6 @@ def ref_layer_norm(v, w, b):
     return w * (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-5) + b
 
 
-def ref_lstm(x, h, c, P, activation="tanh", recurrent_activation="sigmoid",
-             layer_norm=False, peephole=False):
-    """One layer, one direction, written per gate from Ba et al. and Gers et al."""
-    act, sig = ACT[activation], ACT[recurrent_activation]
-    W_i = np.split(P["weight_ih"], 4)
-    W_h = np.split(P["weight_hh"], 4)
-    b_i = np.split(P["bias_ih"], 4)
-    b_h = np.split(P["bias_hh"], 4)
-    outs = []
-    for x_t in x:
-        if layer_norm:
-            ln_x = ref_layer_norm(x_t @ P["weight_ih"].T + P["bias_ih"], P["ln_ih_weight"],
-                                  P["ln_ih_bias"])
-            ln_h = ref_layer_norm(h @ P["weight_hh"].T + P["bias_hh"], P["ln_hh_weight"],
-                                  P["ln_hh_bias"])
-            a_i, a_f, a_g, a_o = np.split(ln_x + ln_h, 4, axis=1)
-        else:
-            a_i, a_f, a_g, a_o = (x_t @ W_i[k].T + b_i[k] + h @ W_h[k].T + b_h[k]
-                                  for k in range(4))
-        if peephole:
-            a_i = a_i + P["weight_ch"][0] * c
-            a_f = a_f + P["weight_ch"][1] * c
-        c = sig(a_f) * c + sig(a_i) * act(a_g)
-        if peephole:
-            a_o = a_o + P["weight_ch"][2] * c
-        c_out = ref_layer_norm(c, P["ln_c_weight"], P["ln_c_bias"]) if layer_norm else c
-        h = sig(a_o) * act(c_out)
-        outs.append(h)
-    return np.stack(outs), h, c
-
-
-def ref_gru(x, h, P, activation="tanh", recurrent_activation="sigmoid", reset_after=True):
-    """One layer, one direction: Cho et al. (reset_after=False) or PyTorch's GRU."""
-    act, sig = ACT[activation], ACT[recurrent_activation]
-    W_ir, W_iz, W_in = np.split(P["weight_ih"], 3)
-    W_hr, W_hz, W_hn = np.split(P["weight_hh"], 3)
-    b_ir, b_iz, b_in = np.split(P["bias_ih"], 3)
-    b_hr, b_hz, b_hn = np.split(P["bias_hh"], 3)
-    outs = []
-    for x_t in x:
-        r = sig(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
-        z = sig(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)
-        if reset_after:
-            n = act(x_t @ W_in.T + b_in + r * (h @ W_hn.T + b_hn))
-        else:
-            n = act(x_t @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)
-        h = (1 - z) * n + z * h
-        outs.append(h)
-    return np.stack(outs), h
-
-
 def unsuffixed(m):
     return {k[:-3]: v for k, v in m.params.items()}  # one layer, one direction: "_l0"
 
@@ -292,17 +243,13 @@ def test_layer_forward_equals_an_independent_numpy_forward(name):
     m = layer_cls(3, 4, seed=0, **options)
     randomise(m, rng)
     x = rng.standard_normal((5, 2, 3))
-    h0 = rng.standard_normal((2, 4))
-    if layer_cls is npseq.LSTM:
-        c0 = rng.standard_normal((2, 4))
-        out, (h_n, c_n) = m(x, (h0[None], c0[None]))
-        ref_out, ref_h, ref_c = ref_lstm(x, h0, c0, unsuffixed(m), **options)
-        np.testing.assert_allclose(c_n[0], ref_c, rtol=1e-12, atol=1e-14)
-    else:
-        out, h_n = m(x, h0[None])
-        ref_out, ref_h = ref_gru(x, h0, unsuffixed(m), **options)
+    carry = tuple(rng.standard_normal((2, 4)) for _ in range(m.kind.num_states))
+    out, state_n = m(x, pack([c[None] for c in carry], m.kind.num_states))
+    ref_out, ref_carry = ref_forward(layer_cls is npseq.LSTM, x, carry, unsuffixed(m), options,
+                                     ACT, ref_layer_norm, np.stack)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(h_n[0], ref_h, rtol=1e-12, atol=1e-14)
+    for a, b in zip(parts(state_n), ref_carry):
+        np.testing.assert_allclose(a[0], b, rtol=1e-12, atol=1e-14)
 
 
 def test_reset_before_differs_from_reset_after():

@@ -1,8 +1,8 @@
 """The cell variants against PyTorch autograd of independent forwards written in torch.
 
 PyTorch has no layer-normalised, peephole or reset-before cell, nor activation options; so
-each forward is written here, per gate, from the papers' equations, with ``torch.nn.functional``
-(``F.layer_norm`` ...), and autograd differentiates it. npseq's hand-written
+each forward is written from the papers' equations (``variant_refs.py``, run on torch
+tensors, with ``F.layer_norm``), and autograd differentiates it. npseq's hand-written
 backward must give the same gradient of every input, state and parameter, in float64.
 """
 import numpy as np
@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import npseq  # noqa: E402
+from variant_refs import ref_forward  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -21,48 +22,8 @@ ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
        "hard_sigmoid": lambda a: torch.clamp(a / 6 + 0.5, 0, 1)}
 
 
-def torch_lstm(x, h, c, P, activation="tanh", recurrent_activation="sigmoid",
-               layer_norm=False, peephole=False):
-    act, sig = ACT[activation], ACT[recurrent_activation]
-    H = h.shape[-1]
-    outs = []
-    for x_t in x:
-        gx = x_t @ P["weight_ih"].T + P["bias_ih"]
-        gh = h @ P["weight_hh"].T + P["bias_hh"]
-        if layer_norm:
-            a = (F.layer_norm(gx, (4 * H,), P["ln_ih_weight"], P["ln_ih_bias"], 1e-5)
-                 + F.layer_norm(gh, (4 * H,), P["ln_hh_weight"], P["ln_hh_bias"], 1e-5))
-        else:
-            a = gx + gh
-        a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
-        if peephole:
-            a_i = a_i + P["weight_ch"][0] * c
-            a_f = a_f + P["weight_ch"][1] * c
-        c = sig(a_f) * c + sig(a_i) * act(a_g)
-        if peephole:
-            a_o = a_o + P["weight_ch"][2] * c
-        c_out = F.layer_norm(c, (H,), P["ln_c_weight"], P["ln_c_bias"], 1e-5) if layer_norm else c
-        h = sig(a_o) * act(c_out)
-        outs.append(h)
-    return torch.stack(outs), (h, c)
-
-
-def torch_gru(x, h, P, activation="tanh", recurrent_activation="sigmoid", reset_after=True):
-    act, sig = ACT[activation], ACT[recurrent_activation]
-    W_hr, W_hz, W_hn = P["weight_hh"].chunk(3)
-    b_hr, b_hz, b_hn = P["bias_hh"].chunk(3)
-    outs = []
-    for x_t in x:
-        x_r, x_z, x_n = (x_t @ P["weight_ih"].T + P["bias_ih"]).chunk(3, dim=1)
-        r = sig(x_r + h @ W_hr.T + b_hr)
-        z = sig(x_z + h @ W_hz.T + b_hz)
-        if reset_after:
-            n = act(x_n + r * (h @ W_hn.T + b_hn))
-        else:
-            n = act(x_n + (r * h) @ W_hn.T + b_hn)
-        h = (1 - z) * n + z * h
-        outs.append(h)
-    return torch.stack(outs), (h,)
+def torch_layer_norm(v, w, b):
+    return F.layer_norm(v, v.shape[-1:], w, b, 1e-5)
 
 
 CASES = [
@@ -103,10 +64,8 @@ def test_bidirectional_layer_matches_torch_autograd(layer_cls, options):
         P = {k[:-len(sfx)]: v for k, v in tparams.items() if k.endswith(sfx)}
         xs = tx if direction == 0 else tx.flip(0)
         carry = [s[direction] for s in tstate]
-        if layer_cls is npseq.LSTM:
-            o, final = torch_lstm(xs, *carry, P, **options)
-        else:
-            o, final = torch_gru(xs, *carry, P, **options)
+        o, final = ref_forward(layer_cls is npseq.LSTM, xs, carry, P, options, ACT,
+                               torch_layer_norm, torch.stack)
         outs.append(o if direction == 0 else o.flip(0))
         finals.append(final)
     t_out = torch.cat(outs, dim=2)
