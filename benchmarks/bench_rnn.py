@@ -10,8 +10,8 @@ the grid, npseq's forward+backward and forward-only (``npseq.no_grad()``) median
 ratio to ``torch.nn.LSTM/GRU/RNN`` with the same weights and ``torch.set_num_threads`` equal
 to the BLAS threads (columns left out without torch), the textbook loop's time over npseq's
 (``benchmarks/textbook.py``), npseq's achieved GFLOP/s (the matrix products of forward and
-backward, ``6 T B G H (D + H)``) against this machine's measured matrix-product peak for the
-dtype, and the memory of the activations a forward keeps for its backward (tracemalloc, the
+backward, ``6 T B G H (D + H)``) against this machine's matrix-product peak for the dtype
+(a 1024 x 1024 product timed in the same rounds, so that load on a shared machine hits both), and the memory of the activations a forward keeps for its backward (tracemalloc, the
 output itself not counted). Contenders run interleaved, one run each per round; medians.
 A last line measures gradient checkpointing at T=2000, B=32, D=H=256 (LSTM).
 Ratios below 1 mean npseq is faster. ``--quick`` (fewer steps and rounds) runs in about a
@@ -95,13 +95,21 @@ def machine(threads):
             f"BLAS: {blas}; {versions}; Python {platform.python_version()}")
 
 
-def matmul_peak(dtype, n=1024, rounds=7):
-    """Best GFLOP/s of an n x n matrix product."""
+PEAK_N = 1024  # the matrix product that measures the peak: (n x n) @ (n x n)
+
+
+def matmul(dtype, n=PEAK_N):
+    """A function running one n x n matrix product of ``dtype``."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-    a @ b
-    best = min(_time(lambda: a @ b) for _ in range(rounds))
-    return 2 * n ** 3 / best / 1e9
+    return lambda: a @ b
+
+
+def matmul_peak(dtype, rounds=7):
+    """Best GFLOP/s of the peak product."""
+    product = matmul(dtype)
+    product()
+    return 2 * PEAK_N ** 3 / min(_time(product) for _ in range(rounds)) / 1e9
 
 
 # -- contenders ------------------------------------------------------------------------------
@@ -195,7 +203,7 @@ def flops(cell, T, B, D, H):
     return 6 * T * B * GATES[cell] * H * (D + H)
 
 
-def bench_row(cell, dtype, shape, repeats, peak):
+def bench_row(cell, dtype, shape, repeats):
     T, B, D, H = shape
     m, x, dout = make_case(cell, dtype, T, B, D, H)
     runs = {"np_fb": lambda: npseq_fwd_bwd(m, x, dout), "np_f": lambda: npseq_fwd(m, x)}
@@ -203,6 +211,7 @@ def bench_row(cell, dtype, shape, repeats, peak):
         runs["t_fb"], runs["t_f"] = torch_contenders(cell, m, x, dout)
     runs["tb_fb"] = lambda: textbook.backward(cell, dout, textbook.forward(cell, x, m.params)[1],
                                               m.params)
+    runs["peak"] = matmul(dtype)  # the peak, measured in the same rounds as the contenders
     for fn in runs.values():  # warm up
         fn()
     times = {k: [] for k in runs}
@@ -211,6 +220,7 @@ def bench_row(cell, dtype, shape, repeats, peak):
             times[k].append(_time(fn))
     med = {k: float(np.median(v)) for k, v in times.items()}
     gflops = flops(cell, T, B, D, H) / med["np_fb"] / 1e9
+    peak = 2 * PEAK_N ** 3 / med["peak"] / 1e9
     row = [cell, np.dtype(dtype).name, f"({T}, {B}, {D}, {H})",
            f"{med['np_fb'] * 1e3:.1f}", f"{med['np_f'] * 1e3:.1f}"]
     if torch is not None:
@@ -246,8 +256,9 @@ def main(args):
     print(machine(args.threads))
     check_textbook()
     peaks = {d: matmul_peak(d) for d in args.dtypes}
-    print("matmul peak (1024 x 1024 product, best of 7): " + ", ".join(
-        f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()))
+    print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of 7): " + ", ".join(
+        f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()) + "; the % peak column divides by "
+        f"the median of the same product timed in every round of its row")
     grid = [(max(10, T // 5), B, D, H) for T, B, D, H in GRID] if args.quick else GRID
     head = ["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"]
     if torch is not None:
@@ -260,7 +271,7 @@ def main(args):
     for cell in args.cells:
         for dtype in args.dtypes:
             for shape in grid:
-                row = bench_row(cell, np.dtype(dtype).type, shape, args.repeats, peaks[dtype])
+                row = bench_row(cell, np.dtype(dtype).type, shape, args.repeats)
                 print("| " + " | ".join(row) + " |", flush=True)
     if not args.no_checkpoint:
         print()
