@@ -106,9 +106,9 @@ def test_float32_is_within_1e_4_of_float64(case):
         assert np.max(np.abs(a32 - a64), initial=0) < 1e-4
 
 
-def test_gru_gradient_of_each_gate_block_is_nonzero():
+def test_every_gate_block_gets_a_gradient():
     """Guards the finite-difference tests against gates that never matter: every row block
-    (r, z, n) of every GRU/LSTM weight gets a non-zero gradient."""
+    of every GRU (r, z, n) and LSTM (i, f, g, o) parameter gets a non-zero gradient."""
     rng = np.random.default_rng(1)
     for kind in ("gru", "lstm"):
         cell = make_cell(kind, 3, 4, seed=2)
