@@ -579,3 +579,22 @@ def test_layer_state_dict_round_trip_and_refusals():
     sd["weight_hh_l0"] = np.zeros((16, 4))
     with pytest.raises(ValueError, match="weight_hh_l0"):
         b.load_state_dict(sd)
+
+
+@given(case=layer_cases(configs=layer_configs(dropout=False), with_state=True))
+@settings(max_examples=examples(8))
+def test_state_none_is_zeros(case):
+    cfg = case.config
+    m = cfg.build()
+    zeros = [np.zeros(s) for s in cfg.state_shapes()]
+    with_zeros = run(m, dataclasses.replace(case, state=pack_state(cfg.kind, zeros)))
+    with_none = run(m, dataclasses.replace(case, state=None))
+    for a, b in zip(arrays_of(with_zeros), arrays_of(with_none)):
+        np.testing.assert_array_equal(a, b)
+    if cfg.kind == "lstm":  # either half of an LSTM state may be None
+        h0, c0 = unpack_state(case.state)
+        for half, full in (((h0, None), (h0, zeros[1])), ((None, c0), (zeros[0], c0))):
+            a = run(m, dataclasses.replace(case, state=half))
+            b = run(m, dataclasses.replace(case, state=full))
+            for u, v in zip(arrays_of(a), arrays_of(b)):
+                np.testing.assert_array_equal(u, v)
