@@ -6,6 +6,8 @@ Both follow PyTorch's ``torch.nn`` API, parameter names, shapes and gate order.
 Your own cell (a step forward and a step backward, a :class:`CellKind`):
 :class:`Recurrent`, :class:`RecurrentCell`.
 Gradient checking: :mod:`npseq.gradcheck`.
+Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate statistics,
+parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
 :mod:`npseq.losses`, :mod:`npseq.optim`, :func:`save`, :func:`load`.
 """
@@ -18,11 +20,11 @@ from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
-from npseq import gradcheck, losses, optim
+from npseq import analysis, gradcheck, losses, optim, rtrl
 
 __version__ = "0.1.0"
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "RecurrentCell", "CellKind", "ParamSpec", "StepGrads", "no_grad",
            "is_grad_enabled", "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential",
-           "LastStep", "save", "load", "losses", "optim"]
+           "LastStep", "save", "load", "losses", "optim", "analysis", "rtrl"]
