@@ -115,14 +115,16 @@ class LastStep(Module):
 
         Returns ``dout`` shaped like ``out`` (None when ``dy`` is None).
         """
-        last, shape, batch_first, dtype = self._pop()
-        if dy is None:
-            return None
+        last, shape, batch_first, dtype = self._peek()
         unbatched = len(shape) == 2
         T, B, F = (shape[0], 1, shape[1]) if unbatched else (
             (shape[1], shape[0], shape[2]) if batch_first else shape)
-        dy = check_shape("dy", as_array("dy", dy, dtype), (F,) if unbatched else (B, F),
-                         "(the shape of y)")
+        if dy is not None:
+            dy = check_shape("dy", as_array("dy", dy, dtype), (F,) if unbatched else (B, F),
+                             "(the shape of y)")
+        self._pop()  # only once dy passed its checks
+        if dy is None:
+            return None
         dseq = np.zeros((T, B, F), dtype)
         dseq[last, np.arange(B)] = dy.reshape(B, F)
         return dseq[:, 0] if unbatched else (dseq.transpose(1, 0, 2) if batch_first else dseq)
@@ -267,6 +269,8 @@ class Sequential(Module):
         Every sub-module adds its parameter gradients into its ``grads`` (the same arrays as
         this model's :attr:`grads`).
         """
+        tape = self.rnn._peek()  # dstate checked before any sub-module pops its record
+        self.rnn._state_in("dstate", dstate, tape.batch, tape.unbatched)
         for m in reversed(self.modules[self.index + 1:]):
             dy = m.backward(dy)
         dx, dstate0 = self.rnn.backward(dy, dstate)

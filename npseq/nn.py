@@ -119,11 +119,13 @@ class Linear(Module):
 
         ``dW = sum dy^T x`` and ``db = sum dy`` are added into :attr:`grads`.
         """
-        x = self._pop().x
+        x = self._peek().x
+        if dy is not None:
+            dy = check_shape("dy", as_array("dy", dy, self.dtype),
+                             x.shape[:-1] + (self.out_features,), "(the shape of y)")
+        self._pop()  # only once dy passed its checks
         if dy is None:
             return None
-        dy = check_shape("dy", as_array("dy", dy, self.dtype), x.shape[:-1] + (self.out_features,),
-                         "(the shape of y)")
         dy2 = dy.reshape(-1, self.out_features)  # (N, out)
         grads = {"weight": dy2.T @ x.reshape(-1, self.in_features)}  # (out, in)
         if self.bias:
@@ -242,11 +244,13 @@ class Embedding(Module):
         None
             The table's gradient is added into ``grads["weight"]``, touched rows only.
         """
-        idx = self._pop().idx
+        idx = self._peek().idx
+        if dy is not None:
+            dy = check_shape("dy", as_array("dy", dy, self.dtype),
+                             idx.shape + (self.embedding_dim,), "(the shape of y)")
+        self._pop()  # only once dy passed its checks
         if dy is None:
             return None
-        dy = check_shape("dy", as_array("dy", dy, self.dtype), idx.shape + (self.embedding_dim,),
-                         "(the shape of y)")
         if self.padding_idx is not None:
             counted = idx != self.padding_idx
             idx, dy = idx[counted], dy[counted]

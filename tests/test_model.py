@@ -217,6 +217,40 @@ def test_backward_without_forward_and_bad_dy():
         model.backward(np.ones((4, 2, 3)))
 
 
+@pytest.mark.parametrize("heads", [
+    [npseq.LastStep()],
+    [npseq.LastStep(), npseq.Linear(3, 2, seed=1)],
+    [npseq.Linear(3, 2, seed=1)],
+])
+def test_backward_with_a_wrong_dy_or_dstate_can_be_retried(heads):
+    """A rejected dy (first head) or dstate (layer) pops no sub-module's forward record, so
+    the corrected call gives the gradients of a first-time call."""
+    rng = np.random.default_rng(3)
+    layer = biased(npseq.LSTM(2, 3, seed=0), 1)
+    model = npseq.Sequential(npseq.Linear(2, 2, seed=2), layer, *heads)
+    x = rng.standard_normal((4, 2, 2))
+    y, (h, c) = model(x)
+    dy = rng.standard_normal(y.shape)
+    dstate = (rng.standard_normal(h.shape), rng.standard_normal(c.shape))
+    with pytest.raises(ValueError, match="dy: expected shape"):
+        model.backward(np.ones(y.shape + (2,)), dstate)
+    with pytest.raises(ValueError, match=r"dstate\[1\] \(dc_n\): expected shape"):
+        model.backward(dy, (dstate[0], np.ones((1, 2, 4))))
+    with pytest.raises(TypeError, match="dstate: expected a tuple"):
+        model.backward(dy, dstate[0])
+    dx, dstate0 = model.backward(dy, dstate)
+    expected = {k: g.copy() for k, g in model.grads.items()}
+    model.zero_grad()
+    model(x)
+    dx_fresh, dstate0_fresh = model.backward(dy, dstate)
+    np.testing.assert_array_equal(dx, dx_fresh)
+    for k in expected:
+        np.testing.assert_array_equal(expected[k], model.grads[k])
+    assert np.abs(dx).max() > 0
+    with pytest.raises(RuntimeError, match="no forward"):
+        model.backward(dy, dstate)
+
+
 def test_truncated_bptt_drives_a_sequential():
     """A model is a drop-in for a layer in truncated_bptt (it has batch_first, dtype ...)."""
     rng = np.random.default_rng(7)

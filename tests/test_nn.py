@@ -180,3 +180,27 @@ def test_embedding_rejects_bad_arguments():
     emb(np.array([0, 1]))
     with pytest.raises(ValueError, match=r"dy: expected shape \(2, 2\)"):
         emb.backward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("make, x, dy_bad, dy_good", [
+    (lambda: npseq.Linear(3, 2, seed=0), np.ones((4, 3)), np.ones((4, 3)), np.ones((4, 2))),
+    (lambda: npseq.Embedding(5, 2, seed=0), np.array([[1, 4], [0, 1]]), np.ones((2, 2, 3)),
+     np.arange(8.0).reshape(2, 2, 2)),
+])
+def test_backward_with_a_wrong_dy_keeps_the_forward_for_a_retry(make, x, dy_bad, dy_good):
+    """A rejected dy leaves the forward record on the tape: the corrected call succeeds and
+    gives the gradients of a first-time call."""
+    module, fresh = make(), make()
+    module(x)
+    fresh(x)
+    with pytest.raises(ValueError, match="dy: expected shape"):
+        module.backward(dy_bad)
+    with pytest.raises(TypeError, match="dy"):
+        module.backward(np.array(["a"]))
+    module.backward(dy_good)
+    fresh.backward(dy_good)
+    for k in module.grads:
+        np.testing.assert_array_equal(module.grads[k], fresh.grads[k])
+    assert fresh.grads["weight"].any()
+    with pytest.raises(RuntimeError, match="no forward"):  # now it was paired
+        module.backward(dy_good)
