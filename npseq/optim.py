@@ -24,6 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from npseq._validation import StateDictKeyError
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
            "ParamVector"]
 
@@ -55,8 +57,10 @@ def _check_params_grads(params, grads):
     missing = [k for k in params if k not in grads]
     unexpected = [k for k in grads if k not in params]
     if missing or unexpected:
-        raise KeyError(f"grads: expected the keys of params; missing {missing}, "
-                       f"unexpected {unexpected}")
+        problems = [f"missing keys {missing}"] if missing else []
+        problems += [f"unexpected keys {unexpected}"] if unexpected else []
+        raise StateDictKeyError(f"grads: expected the keys of params {list(params)}, got "
+                                + " and ".join(problems))
     if not params:
         raise ValueError("params: expected at least one parameter, got an empty dict")
     for k, p in params.items():
@@ -366,6 +370,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
     ::
 
         total_norm = (sum over every gradient entry |g|**p) ** (1/p)
+                   = m (sum (|g| / m)**p) ** (1/p),   m = max |g|  (no overflow)
         g = g * min(1, max_norm / (total_norm + 1e-6))
     """
     arrays = list(grads.values()) if isinstance(grads, Mapping) else grads
@@ -379,11 +384,15 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
         norm_type = _check_number("norm_type", norm_type, minimum=1.0)
     if not arrays:
         return 0.0
+    largest = max(float(np.max(np.abs(g), initial=0.0)) for g in arrays)  # the inf-norm
     if inf_norm:
-        total = max(float(np.max(np.abs(g), initial=0.0)) for g in arrays)
+        total = largest
     else:
-        norms = np.array([np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in arrays])
-        total = float(np.sum(norms) ** (1.0 / norm_type))
+        # scaled by the largest |g| first, so that |g|**p neither overflows (|g| ~ 1e200)
+        # nor underflows (|g| ~ 1e-200): total = m (sum (|g| / m)**p)**(1/p)
+        m = largest if 0 < largest < np.inf else 1.0  # 0, inf or nan: nothing to scale
+        sums = [np.sum((np.abs(g.astype(np.float64)) / m) ** norm_type) for g in arrays]
+        total = m * float(np.sum(sums) ** (1.0 / norm_type))
     coef = min(max_norm / (total + 1e-6), 1.0)
     for g in arrays:
         g *= g.dtype.type(coef)

@@ -110,7 +110,12 @@ def test_float32_parameters_stay_float32_and_repr_shows_the_options():
     (lambda p, g: optim.Adam(p, g, betas=0.9), TypeError, "betas"),
     (lambda p, g: optim.RMSprop(p, g, eps=float("nan")), ValueError, "eps"),
     (lambda p, g: optim.Adagrad(p, g, weight_decay=-1), ValueError, "weight_decay"),
-    (lambda p, g: optim.Adam(p, {"w": g["w"]}), KeyError, r"missing \['b'\]"),
+    (lambda p, g: optim.Adam(p, {"w": g["w"]}), KeyError,
+     r"^grads: expected the keys of params \['w', 'b'\], got missing keys \['b'\]$"),
+    (lambda p, g: optim.Adam(p, {**g, "c": g["b"]}), KeyError,
+     r"^grads: expected the keys of params \['w', 'b'\], got unexpected keys \['c'\]$"),
+    (lambda p, g: optim.SGD(p, {"w": g["w"], "c": g["b"]}, lr=0.1), KeyError,
+     r"got missing keys \['b'\] and unexpected keys \['c'\]$"),
     (lambda p, g: optim.Adam(p, {**g, "b": np.zeros(5)}), ValueError, r"grads\['b'\]"),
     (lambda p, g: optim.Adam([1.0], g), TypeError, "params: expected a dict"),
     (lambda p, g: optim.Adam({"w": [1.0]}, {"w": [0.0]}), TypeError, r"params\['w'\]"),
@@ -151,6 +156,31 @@ def test_clip_grad_norm_inf_norm_and_errors():
         optim.clip_grad_norm(grads, -1.0)
     with pytest.raises(TypeError, match="grads"):
         optim.clip_grad_norm([[1.0]], 1.0)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+def test_clip_grad_norm_does_not_overflow_or_underflow(scale, norm_type):
+    """|g|**p of float64 gradients near 1e200 overflows (and near 1e-200 underflows): the
+    norm is still exact and the gradients are scaled to max_norm, not zeroed."""
+    grads = {"a": np.array([3.0, -4.0]) * scale, "b": np.array([[12.0]]) * scale}
+    norm = {2.0: 13.0, 1.0: 19.0, 3.0: (27 + 64 + 1728) ** (1 / 3)}[norm_type] * scale
+    total = optim.clip_grad_norm(grads, 2.0, norm_type)
+    assert total == pytest.approx(norm, rel=1e-14, abs=0)  # abs=0: 1e-200 is not 0
+    coef = min(2.0 / (norm + 1e-6), 1.0)  # tiny gradients: below max_norm, kept as they are
+    np.testing.assert_allclose(grads["a"], np.array([3.0, -4.0]) * scale * coef, rtol=1e-14)
+    np.testing.assert_allclose(grads["b"], np.array([[12.0]]) * scale * coef, rtol=1e-14)
+
+
+def test_clip_grad_norm_of_inf_nan_and_zero_gradients_is_torchs():
+    """An inf gradient has an inf norm (every gradient then becomes zero, 0 * inf = nan
+    aside), a nan one a nan norm, all-zero ones a zero norm, as in PyTorch."""
+    with np.errstate(invalid="ignore"):  # inf * 0
+        assert optim.clip_grad_norm({"a": np.array([np.inf, 1.0])}, 1.0) == np.inf
+    assert np.isnan(optim.clip_grad_norm({"a": np.array([np.nan, 1.0])}, 1.0))
+    zeros = {"a": np.zeros(3), "b": np.zeros((2, 2))}
+    assert optim.clip_grad_norm(zeros, 1.0) == 0.0
+    assert not any(g.any() for g in zeros.values())
 
 
 # -- ParamVector -------------------------------------------------------------------------
