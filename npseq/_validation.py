@@ -64,6 +64,16 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_positive(name, value):
+    """A finite real number > 0 (not a bool), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a positive number, got {value!r} "
+                        f"({type(value).__name__})")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def check_callable(name, value, signature, optional=False):
     """A callable (or None if ``optional``); ``signature`` describes what it is called with."""
     if value is None and optional:

@@ -21,9 +21,14 @@ format_report(errors)          those errors as a table
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
+
+from npseq._validation import as_array, check_callable, check_positive, make_rng
+from npseq.module import Module
 
 __all__ = ["numerical_gradient", "rel_error", "check_gradients", "format_report"]
 
@@ -38,13 +43,26 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     ----------
     f : callable returning a float
     x : ndarray of floats, changed in place while this runs
-    eps : float
+    eps : float, > 0
         Step of the central difference.
 
     Returns
     -------
     ndarray shaped like ``x``
+
+    Raises
+    ------
+    TypeError
+        ``f`` is not callable, ``x`` is not a float array, ``eps`` is not a number.
+    ValueError
+        ``eps`` is not finite and positive, or ``x`` cannot be perturbed in place.
     """
+    check_callable("f", f, "() -> float")
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"x: expected a float numpy array (perturbed in place), got "
+                        f"{type(x).__name__}"
+                        + (f" of dtype {x.dtype}" if isinstance(x, np.ndarray) else ""))
+    eps = check_positive("eps", eps)
     grad = np.zeros(x.shape, dtype=np.float64)
     flat = x.reshape(-1)
     if flat.base is not x and not np.shares_memory(flat, x):
@@ -121,14 +139,22 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
         meaningful check
     x : array_like, the input
     state : the initial state, or None (then no state gradient is checked)
-    seed : int, for the upstream gradients
-    eps : float, the central-difference step
+    seed : None, int or numpy.random.Generator, for the upstream gradients
+    eps : float, > 0, the central-difference step
 
     Returns
     -------
     dict of str -> float
         The relative error (:func:`rel_error`) of each tensor: ``"x"``, ``"state"`` or
         ``"state[0]"``, ``"state[1]"``, and every parameter name.
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not an npseq module with a backward, ``seed`` or ``eps`` has the
+        wrong type.
+    ValueError
+        ``eps`` is not finite and positive, or ``seed`` is negative.
 
     Examples
     --------
@@ -140,7 +166,12 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
     """
     from npseq.cell import _CellBase  # here, to keep this module free of import cycles
 
-    x = np.array(x, dtype=module.dtype)  # a copy: perturbed in place below
+    if not isinstance(module, Module) or not callable(getattr(module, "backward", None)):
+        raise TypeError(f"module: expected an npseq cell or layer (e.g. npseq.GRUCell, "
+                        f"npseq.LSTM), got {type(module).__name__}")
+    upstream_rng = make_rng(seed)
+    eps = check_positive("eps", eps)
+    x = np.array(as_array("x", x, module.dtype))  # a copy: perturbed in place below
     state_arrays = [np.array(s, dtype=module.dtype) for s in _flatten(state)]
     state = _like(state, state_arrays)
     rng_state = module.rng.bit_generator.state if hasattr(module, "rng") else None
@@ -153,7 +184,6 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
 
     outputs = forward()
     module._pop()  # this call's cache is not needed
-    upstream_rng = np.random.default_rng(seed)
     upstream = [upstream_rng.standard_normal(o.shape) for o in _flatten(outputs)]
 
     def loss():
@@ -183,6 +213,11 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
 
 def format_report(errors: dict, tol: float = 1e-6) -> str:
     """A plain-text table of :func:`check_gradients` results, worst error last line."""
+    if not isinstance(errors, Mapping) or not all(
+            isinstance(k, str) and isinstance(e, numbers.Real) for k, e in errors.items()):
+        raise TypeError(f"errors: expected the dict of check_gradients, {{tensor name: "
+                        f"relative error}}, got {errors!r}")
+    tol = check_positive("tol", tol)
     width = max(len(k) for k in errors) if errors else 6
     lines = [f"{'tensor':<{width}}  rel. error  ok"]
     for k, e in errors.items():

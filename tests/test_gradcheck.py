@@ -134,3 +134,41 @@ def test_check_gradients_replays_dropout_masks():
     m = npseq.LSTM(3, 4, num_layers=3, dropout=0.5, seed=9)
     errors = check_gradients(m, rng.standard_normal((4, 2, 3)))
     assert max(errors.values()) < 1e-6, format_report(errors)
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda c, x: check_gradients(c, x, eps=0), ValueError,
+     "eps: expected a finite number > 0, got 0"),
+    (lambda c, x: check_gradients(c, x, eps=-1e-6), ValueError, "eps: .* got -1e-06"),
+    (lambda c, x: check_gradients(c, x, eps=float("inf")), ValueError, "eps: .* got inf"),
+    (lambda c, x: check_gradients(c, x, eps=float("nan")), ValueError, "eps: .* got nan"),
+    (lambda c, x: check_gradients(c, x, eps="1e-6"), TypeError, "eps: expected a positive"),
+    (lambda c, x: check_gradients(c, x, seed="a"), TypeError, "seed: expected None, an integ"),
+    (lambda c, x: check_gradients(c, x, seed=-1), ValueError, "seed: expected a non-negative"),
+    (lambda c, x: check_gradients("cell", x), TypeError,
+     "module: expected an npseq cell or layer .*, got str"),
+    (lambda c, x: check_gradients(lambda x, s: x, x), TypeError, "module: .* got function"),
+    (lambda c, x: check_gradients(c, "ab"), TypeError, "x: expected a real numeric array"),
+    (lambda c, x: numerical_gradient(lambda: 0.0, x, eps=0), ValueError, "eps: .* got 0"),
+    (lambda c, x: numerical_gradient(lambda: 0.0, x, eps=True), TypeError, "eps: .* got True"),
+    (lambda c, x: numerical_gradient(1.0, x), TypeError, "f: expected a callable"),
+    (lambda c, x: numerical_gradient(lambda: 0.0, [1.0, 2.0]), TypeError,
+     "x: expected a float numpy array .*, got list"),
+    (lambda c, x: numerical_gradient(lambda: 0.0, np.arange(3)), TypeError,
+     "x: expected a float numpy array .*, got ndarray of dtype int64"),
+    (lambda c, x: format_report([("x", 1e-9)]), TypeError, "errors: expected the dict of"),
+    (lambda c, x: format_report({"x": 1e-9}, tol=-1), ValueError, "tol: .* got -1"),
+])
+def test_bad_arguments_fail_at_the_boundary_naming_them(call, exc, message):
+    """Neither a ZeroDivisionError nor an AttributeError nor numpy's own message: the
+    argument, what was expected and what was given; nothing is changed on the way."""
+    cell = npseq.GRUCell(3, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    saved = {k: p.copy() for k, p in cell.params.items()}, x.copy()
+    with pytest.raises(exc, match="^" + message):
+        call(cell, x)
+    for k, p in cell.params.items():
+        np.testing.assert_array_equal(p, saved[0][k])
+    np.testing.assert_array_equal(x, saved[1])
+    with pytest.raises(RuntimeError, match="no forward"):  # no forward was left on the tape
+        cell.backward(np.ones((2, 2)))
