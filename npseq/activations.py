@@ -18,6 +18,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy.special import expit as sigmoid
 
+from npseq._validation import check_choice
+
 __all__ = ["Activation", "ACTIVATIONS", "sigmoid", "sigmoid_grad", "tanh", "tanh_grad",
            "relu", "relu_grad", "hard_sigmoid", "hard_sigmoid_grad", "get_activation"]
 
@@ -71,7 +73,6 @@ ACTIVATIONS = {
 
 
 def get_activation(name: str, argname: str = "activation") -> Activation:
-    """Look up an activation by name; a clear ``ValueError`` names ``argname`` otherwise."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"{argname}: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    """Look up an activation by name; an error names ``argname`` otherwise (``TypeError``
+    for a name that is not a string, ``ValueError`` for an unknown one)."""
+    return ACTIVATIONS[check_choice(argname, name, tuple(ACTIVATIONS))]

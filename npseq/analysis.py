@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -286,6 +287,9 @@ def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0
     ValueError
         ``ord``, ``layer`` or ``direction`` is out of range, or ``x``/``state`` does not fit.
     """
+    if isinstance(ord, (bool, np.bool_)) or not isinstance(ord, (str, numbers.Integral)):
+        raise TypeError(f"ord: expected 2 (spectral) or 'fro' (Frobenius), got {ord!r} "
+                        f"({type(ord).__name__})")
     if ord not in (2, "fro"):
         raise ValueError(f"ord: expected 2 (spectral) or 'fro' (Frobenius), got {ord!r}")
     if not isinstance(per_sequence, (bool, np.bool_)):
@@ -404,7 +408,26 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
 
 
 def format_gate_statistics(stats) -> str:
-    """A plain-text table of :func:`gate_statistics`: one row per layer, direction and gate."""
+    """A plain-text table of :func:`gate_statistics`: one row per layer, direction and gate.
+
+    Raises
+    ------
+    TypeError
+        ``stats`` is not shaped as :func:`gate_statistics` returns it.
+    """
+    expected = ("stats: expected the dict of gate_statistics, {(layer, direction): {gate: "
+                "{'mean': float, 'saturated': float}}}, got ")
+    if not isinstance(stats, Mapping):
+        raise TypeError(expected + type(stats).__name__)
+    for key, gates in stats.items():
+        if not (isinstance(key, tuple) and len(key) == 2
+                and all(isinstance(k, numbers.Integral) for k in key) and key[1] in (0, 1)):
+            raise TypeError(expected + f"the key {key!r}")
+        if not isinstance(gates, Mapping) or not all(
+                isinstance(v, Mapping) and all(isinstance(v.get(f), numbers.Real)
+                                               for f in ("mean", "saturated"))
+                for v in gates.values()):
+            raise TypeError(expected + f"{gates!r} at {key!r}")
     lines = ["layer  direction  gate      mean  saturated"]
     for (layer, direction), gates in stats.items():
         for name, s in gates.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npseq._validation import as_array, check_shape
+from npseq._validation import as_array, check_choice, check_shape
 from npseq.activations import sigmoid
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits"]
@@ -27,11 +27,6 @@ def _float_array(name, value):
     """A real array as float: float32 stays float32, anything else becomes float64."""
     is32 = isinstance(value, np.ndarray) and value.dtype == np.float32
     return as_array(name, value, np.float32 if is32 else np.float64)
-
-
-def _check_reduction(reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
 
 
 def _check_axis(axis, ndim):
@@ -127,7 +122,7 @@ def cross_entropy(logits, target, ignore_index=-100, mask=None, reduction="mean"
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index,
                                                                      (int, np.integer)):
         raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
-    _check_reduction(reduction)
+    check_choice("reduction", reduction, _REDUCTIONS)
     counted = y != ignore_index
     if mask is not None:
         m = np.asarray(mask)
@@ -175,7 +170,7 @@ def mse_loss(pred, target, reduction="mean"):
     pred = _float_array("pred", pred)
     target = check_shape("target", as_array("target", target, pred.dtype), pred.shape,
                          "(the shape of pred)")
-    _check_reduction(reduction)
+    check_choice("reduction", reduction, _REDUCTIONS)
     diff = pred - target
     loss, w = _reduce(diff * diff, np.ones_like(diff), reduction)
     return loss, 2 * diff * w
@@ -208,7 +203,7 @@ def bce_with_logits(logits, target, reduction="mean"):
     z = _float_array("logits", logits)
     y = check_shape("target", as_array("target", target, z.dtype), z.shape,
                     "(the shape of logits)")
-    _check_reduction(reduction)
+    check_choice("reduction", reduction, _REDUCTIONS)
     with np.errstate(under="ignore"):
         nll = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
     loss, w = _reduce(nll, np.ones_like(z), reduction)

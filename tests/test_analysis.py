@@ -253,6 +253,11 @@ def test_jacobian_norms_errors_name_the_argument():
     x = np.ones((4, 1, 2))
     with pytest.raises(ValueError, match="ord"):
         jacobian_norms(m, x, ord=1)
+    with pytest.raises(ValueError, match="^ord: expected 2 .* or 'fro' .*, got 'nuc'"):
+        jacobian_norms(m, x, ord="nuc")
+    for ord in (None, 2.5, [2], True):  # a wrong type: TypeError, as a wrong string is not
+        with pytest.raises(TypeError, match="^ord: expected 2 .* or 'fro' .*, got "):
+            jacobian_norms(m, x, ord=ord)
     with pytest.raises(ValueError, match="layer"):
         jacobian_norms(m, x, layer=2)
     with pytest.raises(ValueError, match="direction"):
@@ -417,3 +422,20 @@ def test_jacobian_norms_of_a_layer_with_dropout_are_those_without():
     with npseq.no_grad():
         out0, _ = bottom(x)
     np.testing.assert_allclose(got, jacobian_norms(top, out0, per_sequence=True), rtol=1e-12)
+
+
+@pytest.mark.parametrize("stats, given", [
+    (3, "got int$"),
+    ([((0, 0), {})], "got list$"),
+    ({0: {}}, "got the key 0$"),
+    ({(0, 2): {}}, r"got the key \(0, 2\)$"),
+    ({(0, 0): 3}, r"got 3 at \(0, 0\)$"),
+    ({(0, 0): {"i": {"mean": 0.5}}}, r"at \(0, 0\)$"),
+    ({(0, 0): {"i": {"mean": "0.5", "saturated": 0.1}}}, r"at \(0, 0\)$"),
+])
+def test_format_gate_statistics_rejects_what_gate_statistics_does_not_return(stats, given):
+    with pytest.raises(TypeError, match=r"^stats: expected the dict of gate_statistics, .*"
+                                        + given):
+        format_gate_statistics(stats)
+    table = format_gate_statistics({(1, 1): {"f": {"mean": 0.25, "saturated": 0.5}}})
+    assert table.splitlines()[1].split() == ["1", "reverse", "f", "0.2500", "0.5000"]

@@ -74,7 +74,8 @@ BAD = {
 }
 BAD["batch_first"] = BAD["bidirectional"] = BAD["bias"]
 BAD["layer_norm"] = BAD["peephole"] = BAD["reset_after"] = BAD["bias"]  # the cell variants
-BAD["activation"] = BAD["recurrent_activation"] = [("foo", ValueError), ("Tanh", ValueError)]
+BAD["activation"] = BAD["recurrent_activation"] = [("foo", ValueError), ("Tanh", ValueError),
+                                                   (3, TypeError), (None, TypeError)]
 BAD["checkpoint_every"] = [(0, ValueError), (1.5, TypeError), (True, TypeError)]
 _LSTM_VARIANT = ("layer_norm", "peephole", "activation", "recurrent_activation")
 _GRU_VARIANT = ("reset_after", "activation", "recurrent_activation")
@@ -453,6 +454,10 @@ TOOLKIT_BAD = [
     ("target", ValueError, lambda: npseq.losses.cross_entropy(_z, np.array([3, 0]))),
     ("mask", TypeError, lambda: npseq.losses.cross_entropy(_z, _y, mask=np.array([1, 0]))),
     ("reduction", ValueError, lambda: npseq.losses.cross_entropy(_z, _y, reduction="none")),
+    ("reduction", TypeError, lambda: npseq.losses.cross_entropy(_z, _y, reduction=None)),
+    ("reduction", TypeError, lambda: npseq.losses.mse_loss(_z, _z, reduction=1)),
+    ("reduction", ValueError, lambda: npseq.losses.mse_loss(_z, _z, reduction="Mean")),
+    ("reduction", TypeError, lambda: npseq.losses.bce_with_logits(_z, _z, reduction=["sum"])),
     ("axis", ValueError, lambda: npseq.losses.softmax(_z, axis=2)),
     ("axis", TypeError, lambda: npseq.losses.log_softmax(_z, axis=1.0)),
     ("target", ValueError, lambda: npseq.losses.mse_loss(np.ones(3), np.ones(4))),
