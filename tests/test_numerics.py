@@ -426,3 +426,29 @@ def test_nan_input_flows_through_its_own_sequence_only(kind):
     assert np.all(np.isfinite(dx[:, 1]))
     if kind != "rnn_relu":  # ReLU's derivative where it returned NaN is 0, as PyTorch's
         assert np.all(np.isnan(dx[:2, 0]))
+
+
+# -- the two forms of sigmoid ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("size", [7, 1024, 64 * 512])  # below and from _FAST_SIGMOID_SIZE on
+def test_sigmoid_equals_expit_to_the_resolution_of_its_dtype(dtype, size):
+    from scipy.special import expit
+
+    from npseq.activations import sigmoid
+    rng = np.random.default_rng(size)
+    a = (rng.standard_normal(size) * 10).astype(dtype)
+    a[:6] = [-1e4, -88.0, -20.0, 0.0, 20.0, 1e4]  # saturated, tiny, exactly 1/2, near 1
+    with strict():
+        s = sigmoid(a)
+    reference = expit(a.astype(np.float64))
+    assert s.dtype == dtype and s.shape == a.shape
+    assert np.all((s >= 0) & (s <= 1)) and s[3] == 0.5
+    # float64 (any size) and small float32 arrays take expit itself: correct to the last bit
+    # of the value; large float32 arrays the tanh form: within float32's resolution of 1
+    tol = 1.2e-7 if dtype == np.float32 and size >= 1024 else 0
+    if tol:
+        assert np.max(np.abs(s - reference)) < tol
+    else:
+        np.testing.assert_array_equal(s, expit(a))
+    np.testing.assert_array_equal(sigmoid(a[:6]), [0, expit(a[1]), expit(a[2]), 0.5,
+                                                   expit(a[4]), 1])
