@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import numbers
 
-from npseq._validation import as_array, check_callable, check_int
+import numpy as np
+
+from npseq._validation import check_callable, check_int
+from npseq.model import Sequential
+from npseq.nn import Embedding
 
 __all__ = ["truncated_bptt", "time_chunks"]
 
@@ -31,15 +35,23 @@ def time_chunks(T: int, k: int):
     return [(start, min(start + k, T)) for start in range(0, T, k)]
 
 
+def _feature_axes(module) -> int:
+    """Trailing feature axes of ``x``: 1 for a layer's (..., input_size), 0 for the token ids
+    of a :class:`~npseq.Sequential` that starts with an :class:`~npseq.Embedding`."""
+    first = module[0] if isinstance(module, Sequential) else module
+    return 0 if isinstance(first, Embedding) else 1
+
+
 def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
     """Run a layer over ``x`` in chunks of ``k`` steps, back-propagating within each chunk.
 
     Parameters
     ----------
-    module : npseq.RNN, npseq.LSTM or npseq.GRU
+    module : npseq.RNN, npseq.LSTM, npseq.GRU, or an npseq.Sequential around one
     x : array_like
         The whole sequence in the layer's layout: (T, B, D), (B, T, D) with ``batch_first``,
-        or unbatched (T, D).
+        or unbatched (T, D); for a Sequential that starts with an Embedding, integer token
+        ids (T, B), (B, T) or (T,). Each chunk is checked and cast by ``module`` itself.
     k : int
         Steps per chunk (the truncation length).
     loss_and_grad : callable ``(out, start, stop) -> (loss, dout)``
@@ -71,11 +83,17 @@ def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
     k = check_int("k", k, minimum=1)
     check_callable("loss_and_grad", loss_and_grad, "(out, start, stop) -> (loss, dout)")
     check_callable("on_chunk", on_chunk, "(start, stop, loss)", optional=True)
-    x = as_array("x", x, module.dtype)
-    time_axis = 1 if module.batch_first and x.ndim == 3 else 0
-    if x.ndim not in (2, 3) or x.shape[time_axis] == 0:
-        raise ValueError(f"x: expected a 3-D batch or a 2-D unbatched sequence with at least "
-                         f"one time step, got shape {x.shape}")
+    try:
+        x = np.asarray(x)  # not cast: the module's own forward checks and casts each chunk
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"x: expected an array, got {type(x).__name__} ({err})") from None
+    features = _feature_axes(module)
+    time_axis = 1 if module.batch_first and x.ndim == features + 2 else 0
+    if x.ndim not in (features + 1, features + 2) or x.shape[time_axis] == 0:
+        what = (f"a {features + 2}-D batch or a {features + 1}-D unbatched sequence"
+                + (" of token ids" if features == 0 else ""))
+        raise ValueError(f"x: expected {what} with at least one time step, got shape "
+                         f"{x.shape}")
     total = 0.0
     for start, stop in time_chunks(x.shape[time_axis], k):
         chunk = x[:, start:stop] if time_axis == 1 else x[start:stop]

@@ -185,3 +185,54 @@ def test_bad_arguments_fail_naming_the_argument():
         npseq.truncated_bptt(m, x, 2, ok, on_chunk=3)
     with pytest.raises(ValueError, match="x"):
         npseq.truncated_bptt(m, np.zeros(5), 2, ok)
+
+
+@pytest.mark.parametrize("batch_first, batch", [(False, 3), (True, 3), (False, None)])
+def test_a_model_that_starts_with_an_embedding_takes_integer_token_ids(batch_first, batch):
+    """Token ids reach the Embedding as integers (truncated_bptt does not cast x), and the
+    gradients are those of running the chunks by hand: forward with the state carried,
+    backward with no gradient into the previous chunk."""
+    rng = np.random.default_rng(5)
+    T, V, k = 7, 6, 3
+    shape = (T,) if batch is None else ((batch, T) if batch_first else (T, batch))
+    ids = rng.integers(0, V, shape)
+    targets = rng.integers(0, V, shape)
+    saved = ids.copy()
+
+    def make():
+        model = npseq.Sequential(npseq.Embedding(V, 2, seed=0),
+                                 npseq.LSTM(2, 3, batch_first=batch_first, seed=1),
+                                 npseq.Linear(3, V, seed=2))
+        bias_rng = np.random.default_rng(9)  # random non-zero biases, the same in both
+        for name, p in model.params.items():
+            if "bias" in name:
+                p[...] = bias_rng.uniform(0.2, 0.8, p.shape) * bias_rng.choice([-1, 1], p.shape)
+        return model
+
+    axis = 1 if batch_first and batch is not None else 0
+
+    def loss_and_grad(out, start, stop):
+        return npseq.losses.cross_entropy(out, take(targets, axis, start, stop),
+                                          reduction="sum")
+
+    model = make()
+    total, (h, c) = npseq.truncated_bptt(model, ids, k, loss_and_grad)
+
+    by_hand, state, expected_total = make(), None, 0.0
+    for start, stop in time_chunks(T, k):
+        out, state = by_hand(take(ids, axis, start, stop), state)
+        loss, dout = loss_and_grad(out, start, stop)
+        by_hand.backward(dout)
+        expected_total += loss
+    assert total == pytest.approx(expected_total, rel=1e-14, abs=0)
+    np.testing.assert_array_equal(h, state[0])
+    np.testing.assert_array_equal(c, state[1])
+    for name in model.grads:
+        np.testing.assert_array_equal(model.grads[name], by_hand.grads[name], err_msg=name)
+    assert np.abs(model.grads["0.weight"]).max() > 0  # the Embedding received its gradient
+    np.testing.assert_array_equal(ids, saved)
+    with pytest.raises(TypeError, match="idx: expected an array of integers"):  # its check
+        npseq.truncated_bptt(model, ids.astype(float), k, loss_and_grad)
+    with pytest.raises(ValueError, match=r"x: expected a 2-D batch or a 1-D unbatched "
+                                         r"sequence of token ids"):
+        npseq.truncated_bptt(model, ids[..., None, None], k, loss_and_grad)
