@@ -11,9 +11,8 @@ predicts the next::
 
 trained with truncated backpropagation through time: the training text is cut into B parallel
 streams, each read in chunks of k characters; the state is carried from one chunk to the next
-(forward over the whole stream) but the gradient stops at each chunk's start (the loop of
-``npseq.truncated_bptt``, written out here because the model starts with an Embedding of
-integer ids). Evaluation reports bits per character on the last 10% of the text, which the
+(forward over the whole stream) but the gradient stops at each chunk's start
+(``npseq.truncated_bptt``, with an optimizer step after each chunk). Evaluation reports bits per character on the last 10% of the text, which the
 model never trains on (``loss / ln 2``; a uniform guess over its ~100 distinct characters
 costs about 6.7 bits, one that knows only how often each character occurs about 4.7 bits).
 Then it samples text at a few temperatures: ``p = softmax(logits / temperature)``.
@@ -107,30 +106,33 @@ def main(argv=None):
     opt = optim.Adam(model.params, model.grads, lr=args.lr)
 
     clock = Clock()
-    k, state, start = args.bptt, None, 0
+    k, step = args.bptt, 0
     log_every = 10 if args.quick else 100
     curve_steps, curve_train, curve_val, running = [], [], [], []
-    for step in range(1, args.steps + 1):
-        if start + k + 1 > train.shape[0]:  # end of the streams: start over from zero state
-            state, start = None, 0
-        x, y = train[start:start + k], train[start + 1:start + k + 1]  # (k, B), next chars
-        start += k
-        logits, state = model(x, state)  # state carried forward from the previous chunk
-        loss, dlogits = losses.cross_entropy(logits, y)
-        opt.zero_grad()
-        model.backward(dlogits)  # dstate = None: the gradient stops at the chunk's start
+
+    def loss_and_grad(logits, start, stop):  # the targets are the next characters
+        return losses.cross_entropy(logits, train[start + 1:stop + 1])
+
+    def update(start, stop, loss):  # after each chunk's backward
+        nonlocal step
+        step += 1
         optim.clip_grad_norm(model.grads, 5.0)
         opt.step()
+        opt.zero_grad()
         running.append(loss / np.log(2))
         if step % log_every == 0 or step == args.steps:
             curve_steps.append(step)
             curve_train.append(float(np.mean(running)))
-            running = []
+            running.clear()
             line = f"step {step:5d}  train {curve_train[-1]:.3f} bits/char"
             if step % (5 * log_every) == 0 or step == args.steps:
                 curve_val.append((step, bits_per_char(model, val, 200)))
                 line += f"  held-out {curve_val[-1][1]:.3f} bits/char"
             print(f"{line}  {clock}", flush=True)
+
+    while step < args.steps:  # passes over the streams, each from the zero state
+        chunks = min((train.shape[0] - 1) // k, args.steps - step)  # whole chunks of k
+        npseq.truncated_bptt(model, train[:chunks * k], k, loss_and_grad, on_chunk=update)
 
     rng = np.random.default_rng(args.seed)
     prompt = "The "
