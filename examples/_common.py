@@ -54,11 +54,8 @@ class Clock:
         return f"{self():6.1f}s"
 
 
-def save_plot(out_dir, filename, curves, xlabel, ylabel, title, logy=False, hline=None):
-    """Save ``curves`` ({label: (xs, ys)}) as a PNG when matplotlib is installed.
-
-    Returns the path written, or None (and says so) when matplotlib is missing.
-    """
+def pyplot():
+    """``matplotlib.pyplot`` drawing to files, or None (and says so) when it is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -66,6 +63,27 @@ def save_plot(out_dir, filename, curves, xlabel, ylabel, title, logy=False, hlin
     except ImportError:
         print("matplotlib is not installed: skipped the plot "
               "(pip install matplotlib, or the 'examples' extra)")
+        return None
+    return plt
+
+
+def savefig(plt, fig, out_dir, filename):
+    """Write ``fig`` as ``out_dir/filename``, close it and say where; returns the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, filename)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"saved the plot to {path}")
+    return path
+
+
+def save_plot(out_dir, filename, curves, xlabel, ylabel, title, logy=False, hline=None):
+    """Save ``curves`` ({label: (xs, ys)}) as a PNG when matplotlib is installed.
+
+    Returns the path written, or None (and says so) when matplotlib is missing.
+    """
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, (xs, ys) in curves.items():
@@ -80,12 +98,7 @@ def save_plot(out_dir, filename, curves, xlabel, ylabel, title, logy=False, hlin
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, filename)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"saved the plot to {path}")
-    return path
+    return savefig(plt, fig, out_dir, filename)
 
 
 def verdict(quick, reached, expected):

@@ -22,9 +22,8 @@ The PNG needs matplotlib (``pip install matplotlib``); without it only the table
 """
 from __future__ import annotations
 
-import os
 
-from _common import parser  # first: keeps BLAS to one thread before numpy loads
+from _common import parser, pyplot, savefig  # first: keeps BLAS to one thread before numpy loads
 
 import numpy as np  # noqa: E402
 
@@ -121,13 +120,8 @@ def table(results, T):
 
 def plot(results, T, out_dir):
     """Two panels (at initialisation, after training); returns the path, or None."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: skipped the plot "
-              "(pip install matplotlib, or the 'examples' extra)")
+    plt = pyplot()
+    if plt is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, stage in zip(axes, ("init", "trained")):
@@ -145,12 +139,7 @@ def plot(results, T, out_dir):
     axes[0].set_ylabel("||dL/dh_t|| (dashed: ||dL/dc_t||), batch mean")
     fig.suptitle(f"Gradient reaching each step, adding problem, T = {T}")
     fig.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "gradient_flow.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"saved the plot to {path}")
-    return path
+    return savefig(plt, fig, out_dir, "gradient_flow.png")
 
 
 def main(argv=None):
