@@ -258,7 +258,7 @@ def main(args):
     peaks = {d: matmul_peak(d) for d in args.dtypes}
     print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of 7): " + ", ".join(
         f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()) + "; the % peak column divides by "
-        f"the median of the same product timed in every round of its row")
+        "the median of the same product timed in every round of its row")
     grid = [(max(10, T // 5), B, D, H) for T, B, D, H in GRID] if args.quick else GRID
     head = ["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"]
     if torch is not None:

@@ -22,7 +22,6 @@ The PNG needs matplotlib (``pip install matplotlib``); without it only the table
 """
 from __future__ import annotations
 
-
 from _common import parser, pyplot, savefig  # first: keeps BLAS to one thread before numpy loads
 
 import numpy as np  # noqa: E402
