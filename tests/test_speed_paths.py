@@ -210,3 +210,26 @@ def test_textbook_baseline_matches_npseq(cell):
     assert grads.keys() == m.grads.keys()
     for k in grads:
         np.testing.assert_allclose(grads[k], m.grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+# -- the benchmark script runs ----------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_benchmark_row_runs(cell, monkeypatch):
+    """One row of ``benchmarks/bench_rnn.py`` on a tiny shape: every column is filled."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_rnn.py"
+    spec = importlib.util.spec_from_file_location("bench_rnn", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "SETTLE", 0.001)
+    monkeypatch.setattr(bench, "PEAK_N", 64)
+    row = bench.bench_row(cell, np.float64, (3, 2, 4, 5), 2)
+    ratios = 2 if bench.torch is not None else 0
+    assert len(row) == 5 + ratios + 3
+    assert row[:3] == [cell, "float64", "(3, 2, 4, 5)"]
+    assert all(float(v) >= 0 for v in row[3:5]), row  # ms, printed to 0.1
+    assert all(float(v) > 0 for v in row[5:5 + ratios]), row  # npseq / torch
+    assert float(row[5 + ratios].rstrip("x")) > 0, row  # textbook / npseq
+    assert row[6 + ratios].endswith("%)"), row  # GFLOP/s (% peak)
+    assert float(row[-1]) >= 0, row  # MB kept for the backward
