@@ -17,8 +17,8 @@ both), and the memory of the activations a forward keeps for its backward (trace
 output itself not counted). Contenders run interleaved, one timed run each per round, each
 after 50 ms of untimed runs of its own (``_settled_time``); medians over the rounds.
 A last line measures gradient checkpointing at T=2000, B=32, D=H=256 (LSTM).
-Ratios below 1 mean npseq is faster. ``--quick`` (fewer steps and rounds) runs in about two
-minutes.
+Ratios below 1 mean npseq is faster. ``--quick`` (fewer steps and rounds) runs in about a
+minute and a half; the full run in about 8 minutes.
 
 On a CPU, ``torch.nn.LSTM`` in float32 runs oneDNN's fused LSTM kernels
 (``aten::mkldnn_rnn_layer`` and its backward); GRU, RNN and float64 run ATen's loop of
