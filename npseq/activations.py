@@ -98,6 +98,4 @@ ACTIVATIONS = {
 def get_activation(name: str, argname: str = "activation") -> Activation:
     """Look up an activation by name; an error names ``argname`` otherwise (``TypeError``
     for a name that is not a string, ``ValueError`` for an unknown one)."""
-    if isinstance(name, str) and name in ACTIVATIONS:  # first: every step function calls this
-        return ACTIVATIONS[name]
-    return ACTIVATIONS[check_choice(argname, name, tuple(ACTIVATIONS))]
+    return ACTIVATIONS[check_choice(argname, name, ACTIVATIONS)]  # its keys are the choices
