@@ -187,14 +187,20 @@ def test_a_kind_with_the_plain_signature_gets_the_same_gradients(name):
 
 
 # -- the benchmark's textbook baseline is correct -------------------------------------------
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
-def test_textbook_baseline_matches_npseq(cell):
+def _benchmark_module(name):
+    """Import ``benchmarks/<name>.py`` (the folder is not a package)."""
     import importlib.util
     import pathlib
-    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "textbook.py"
-    spec = importlib.util.spec_from_file_location("textbook", path)
-    textbook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(textbook)
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_textbook_baseline_matches_npseq(cell):
+    textbook = _benchmark_module("textbook")
     rng = np.random.default_rng(8)
     m = getattr(npseq, cell)(4, 6, seed=1)
     for v in m.params.values():
@@ -216,12 +222,7 @@ def test_textbook_baseline_matches_npseq(cell):
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_benchmark_row_runs(cell, monkeypatch):
     """One row of ``benchmarks/bench_rnn.py`` on a tiny shape: every column is filled."""
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_rnn.py"
-    spec = importlib.util.spec_from_file_location("bench_rnn", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark_module("bench_rnn")
     monkeypatch.setattr(bench, "SETTLE", 0.001)
     monkeypatch.setattr(bench, "PEAK_N", 64)
     row = bench.bench_row(cell, np.float64, (3, 2, 4, 5), 2)
