@@ -210,7 +210,7 @@ def kept_bytes(m, x, checkpoint_every=None):
     out, _ = m(x)
     kept = tracemalloc.get_traced_memory()[0] - before - out.nbytes
     tracemalloc.stop()
-    m._tape.clear()
+    m.clear_records()
     m.checkpoint_every = None
     return kept
 

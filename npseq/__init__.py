@@ -10,21 +10,27 @@ Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate 
 parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
 :mod:`npseq.losses`, :mod:`npseq.optim`, :func:`save`, :func:`load`.
+A head of your own: subclass :class:`Module` (see its module docstring).
+The pure core under every layer: :mod:`npseq.stack` (time-major stack forward/backward),
+over :mod:`npseq.bptt` (one layer, one direction); :mod:`npseq.layout` and
+:mod:`npseq.params` hold the boundary layout and the parameter shapes.
 """
-from npseq.cell import GRUCell, LSTMCell, RNNCell
-from npseq.grad_mode import is_grad_enabled, no_grad
-from npseq.layers import GRU, LSTM, RNN
+from npseq.module import Module, UnpairedForwardWarning
+from npseq.cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
+from npseq.grad_mode import enable_grad, is_grad_enabled, no_grad
+from npseq.layers import GRU, LSTM, RNN, RNNBase
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 from npseq.recurrent import Recurrent, RecurrentCell
 from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
-from npseq import analysis, gradcheck, losses, optim, rtrl
+from npseq import analysis, gradcheck, layout, losses, optim, params, rtrl, stack
 
 __version__ = "0.1.0"
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
-           "RecurrentCell", "CellKind", "ParamSpec", "StepGrads", "no_grad",
-           "is_grad_enabled", "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential",
-           "LastStep", "save", "load", "losses", "optim", "analysis", "rtrl"]
+           "RecurrentCell", "RNNBase", "RNNCellBase", "Module", "UnpairedForwardWarning",
+           "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
+           "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
+           "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params"]

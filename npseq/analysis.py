@@ -10,28 +10,31 @@
 ``parameter_summary``          per tensor: name, shape, count; prints as a table
 =============================  ===========================================================
 
-Every function leaves the module as it found it. The parameters, the gradients in
-``module.grads``, the random generator (dropout masks) and the queue of forward calls that
-wait for a backward all stay unchanged. The inputs are never modified. Each function runs its
-forward in the module's current mode (``train()``/``eval()``). It keeps the caches it needs
-even inside :func:`npseq.no_grad`.
+Every function leaves the module as it found it: each runs the pure core
+(:func:`npseq.stack.stack_forward` / :func:`~npseq.stack.stack_backward`, or a cell's step
+functions) on the module's parameters, so the parameters, the gradients in ``module.grads``,
+the random generator (dropout masks, drawn from a copy of it) and a pending forward record
+all stay unchanged. The inputs are never modified. Each function runs its forward in the
+module's current mode (``train()``/``eval()``), inside :func:`npseq.no_grad` too.
 
 See ``docs/gradients.md`` (section 6) for what these quantities mean.
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
-from npseq import grad_mode
-from npseq._validation import as_array, check_int
-from npseq.cell import _CellBase
-from npseq.layers import _RNNBase
+from npseq._validation import as_array, check_int, check_shape
+from npseq.cell import RNNCellBase
+from npseq.cells.base import cell_backward, cell_forward
+from npseq.layers import RNNBase
+from npseq.layout import from_time_major, lengths_mask, sequence_input, to_time_major
 from npseq.module import Module
+from npseq.stack import stack_backward, stack_forward
 
 __all__ = ["gradient_norms", "jacobian_norms", "gate_statistics", "format_gate_statistics",
            "count_parameters", "parameter_summary", "ParameterSummary"]
@@ -46,47 +49,27 @@ _CANDIDATES = ("g", "n")  # the gates under ``activation``; the others under
 
 # -- helpers ---------------------------------------------------------------------------------
 def _check_layer(module, name="module"):
-    if not isinstance(module, _RNNBase):
+    if not isinstance(module, RNNBase):
         raise TypeError(f"{name}: expected an npseq.RNN, npseq.LSTM or npseq.GRU layer, got "
                         f"{type(module).__name__}")
     return module
 
 
-@contextlib.contextmanager
-def _untouched(module: Module):
-    """Run forward/backward calls on ``module`` and leave no trace of them.
+def _run_forward(module, x, state, lengths, *, dropout=True, keep=True, capture=None):
+    """The module's forward through the pure core, leaving the module untouched.
 
-    On exit, this restores the gradients and the random generator state and drops any
-    records that the calls left on the tape. The forward calls keep their caches, even
-    inside ``no_grad``.
+    Returns ``(x as (T, B, D), unbatched, out (T, B, .), record)``. Dropout masks (in
+    training mode, unless ``dropout`` is False) come from a copy of the module's generator.
     """
-    saved_grads = {k: g.copy() for k, g in module.grads.items()}
-    rng = getattr(module, "rng", None)
-    rng_state = rng.bit_generator.state if rng is not None else None
-    tape_length = len(module._tape)
-    grad_enabled = grad_mode.is_grad_enabled()
-    grad_mode._state.enabled = True
-    try:
-        yield
-    finally:
-        grad_mode._state.enabled = grad_enabled
-        del module._tape[tape_length:]
-        for k, g in module.grads.items():
-            g[...] = saved_grads[k]
-        if rng_state is not None:
-            rng.bit_generator.state = rng_state
-
-
-def _time_major(module, x):
-    """A layer's input, checked, as ``(x of shape (T, B, D), unbatched)``."""
-    x = as_array("x", x, module.dtype)
-    if x.ndim not in (2, 3) or x.shape[-1] != module.input_size or 0 in x.shape:
-        raise ValueError(f"x: expected a non-empty (seq_len, batch, {module.input_size}) "
-                         f"batch ((batch, seq_len, ...) with batch_first) or an unbatched "
-                         f"(seq_len, {module.input_size}) sequence, got shape {x.shape}")
-    unbatched = x.ndim == 2
-    return (x[:, None] if unbatched else (x.transpose(1, 0, 2) if module.batch_first else x),
-            unbatched)
+    xb, unbatched = sequence_input(x, module.dtype, module.input_size, module.batch_first)
+    T, B = xb.shape[:2]
+    carries = module.state_to_carries(state, B, unbatched)
+    p = module.dropout if module.training and dropout else 0.0
+    out, _, record = stack_forward(module.kind, module.stack_params(), xb, carries,
+                                   lengths_mask(lengths, T, B, unbatched), dropout=p,
+                                   rng=copy.deepcopy(module.rng), keep=keep,
+                                   checkpoint_every=module.checkpoint_every, capture=capture)
+    return xb, unbatched, out, record
 
 
 def _valid_steps(module, x, lengths):
@@ -173,10 +156,14 @@ def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, 
         raise ValueError("dout, dstate: expected at least one upstream gradient (the gradient "
                          "of the loss with respect to out or to the final state), got None "
                          "for both")
+    xb, unbatched, out, record = _run_forward(module, x, state, lengths)
+    shape_out = from_time_major(out, module.batch_first, unbatched).shape
+    dout = (np.zeros_like(out) if dout is None else to_time_major(
+        check_shape("dout", as_array("dout", dout, module.dtype), shape_out,
+                    "(the shape of out)"), module.batch_first, unbatched))
+    dfinals = module.state_to_carries(dstate, xb.shape[1], unbatched, argname="dstate")
     trace = {}
-    with _untouched(module):
-        module(x, state, lengths)
-        module.backward(dout, dstate, trace=trace)
+    stack_backward(module.kind, module.stack_params(), record, dout, dfinals, trace=trace)
     valid = _valid_steps(module, x, lengths)
     result = {}
     for key, dcarries in trace.items():
@@ -196,27 +183,24 @@ def _matrix_norms(J, ord):
 
 def _layer_jacobians(module, x, state, layer, direction):
     """dh_T/dh_t for one layer and direction: (T, B, H_out, H_out), rows indexing h_T."""
-    xb, unbatched = _time_major(module, x)  # (T, B, D)
-    B = xb.shape[1]
+    xb, unbatched = sequence_input(x, module.dtype, module.input_size, module.batch_first)
+    T, B = xb.shape[:2]
     K = module.output_size  # one backward row for each entry of h_T
-    carries = module._state_in("state", state, B, unbatched)  # (L*D, B, .) each
+    carries = module.state_to_carries(state, B, unbatched)  # (L*D, B, .) each
     x_rep = np.repeat(xb, K, axis=1)  # sequence b*K + k is a copy of sequence b
-    x_rep = x_rep.transpose(1, 0, 2) if module.batch_first else x_rep
-    state_rep = module._state_out(tuple(np.repeat(c, K, axis=1) for c in carries), False)
+    carries_rep = tuple(np.repeat(c, K, axis=1) for c in carries)
+    layers = module.stack_params()
+    # no dropout: every copy must see the same inputs
+    out, _, record = stack_forward(module.kind, layers, x_rep, carries_rep,
+                                   checkpoint_every=module.checkpoint_every)
     idx = layer * module.num_directions + direction
-    dcarries = [np.zeros((c.shape[0], B * K, c.shape[2]), module.dtype) for c in carries]
-    dcarries[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
-    trace, training = {}, module.training
-    with _untouched(module):
-        module.training = False  # no dropout: every copy must see the same inputs
-        try:
-            out, _ = module(x_rep, state_rep)
-        finally:
-            module.training = training
-        module.backward(np.zeros_like(out), module._state_out(tuple(dcarries), False),
-                        trace=trace)
+    dfinals = [np.zeros_like(c) for c in carries_rep]
+    dfinals[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
+    trace = {}
+    stack_backward(module.kind, layers, record, np.zeros_like(out), tuple(dfinals),
+                   trace=trace)
     dh = trace[(layer, direction)][0]  # (T, B*K, H_out): row k is d h_T[k] / d h_t
-    return dh.reshape(dh.shape[0], B, K, dh.shape[-1])
+    return dh.reshape(T, B, K, dh.shape[-1])
 
 
 def _cell_jacobians(cell, x, state):
@@ -229,18 +213,19 @@ def _cell_jacobians(cell, x, state):
     xb = x[:, None] if unbatched else x
     T, B = xb.shape[:2]
     K = H = cell.hidden_size
-    carry = cell._carry_in("state", state, B, unbatched)  # tuple of (B, H)
-    state_rep = cell._carry_out(tuple(np.repeat(c, K, axis=0) for c in carry), False)
+    carry = cell.state_to_carry(state, B, unbatched)  # tuple of (B, H)
+    carry = tuple(np.repeat(c, K, axis=0) for c in carry)  # row b*K + k: copy k of b
+    caches = []
+    for t in range(T):
+        carry, cache = cell_forward(cell.kind, np.repeat(xb[t], K, axis=0), carry,
+                                    cell.params)
+        caches.append(cache)
     basis = np.tile(np.eye(K, dtype=cell.dtype), (B, 1))  # row b*K + k: e_k
-    dstate = cell._carry_out((basis,) + tuple(np.zeros_like(basis)
-                                              for _ in carry[1:]), False)
+    dcarry = (basis,) + tuple(np.zeros_like(basis) for _ in carry[1:])
     rows = np.empty((T, B * K, H), cell.dtype)
-    with _untouched(cell):
-        for t in range(T):
-            state_rep = cell(np.repeat(xb[t], K, axis=0), state_rep)
-        for t in reversed(range(T)):
-            rows[t] = dstate[0] if isinstance(dstate, tuple) else dstate
-            _, dstate = cell.backward(dstate)
+    for t in reversed(range(T)):
+        rows[t] = dcarry[0]
+        _, dcarry, _ = cell_backward(cell.kind, dcarry, caches[t], cell.params)
     return rows.reshape(T, B, K, H)
 
 
@@ -294,9 +279,9 @@ def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0
         raise ValueError(f"ord: expected 2 (spectral) or 'fro' (Frobenius), got {ord!r}")
     if not isinstance(per_sequence, (bool, np.bool_)):
         raise TypeError(f"per_sequence: expected True or False, got {per_sequence!r}")
-    if isinstance(module_or_cell, _CellBase):
+    if isinstance(module_or_cell, RNNCellBase):
         J = _cell_jacobians(module_or_cell, x, state)
-    elif isinstance(module_or_cell, _RNNBase):
+    elif isinstance(module_or_cell, RNNBase):
         m = module_or_cell
         layer = check_int("layer", layer, minimum=0, maximum=m.num_layers - 1)
         direction = check_int("direction", direction, minimum=0,
@@ -330,21 +315,11 @@ def _saturated(values, activation, threshold):
     raise ValueError(f"module: no saturation rule for the activation {activation!r}")
 
 
-def _cache_field(caches, name):
-    """Field ``name`` of a record's caches as a (T, B, .) array.
-
-    Works for a list of per-step named caches and for one cache of stacked arrays.
-    """
-    if hasattr(caches, name):
-        return np.asarray(getattr(caches, name))
-    return np.stack([getattr(cache, name) for cache in caches])
-
-
 def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION_THRESHOLD):
     """Mean activation and fraction saturated of every gate, per layer and direction.
 
-    One forward pass. The gate values are read from the caches that it keeps for the
-    backward, by their names: ``i, f, g, o`` (LSTM) and ``r, z, n`` (GRU). The plain RNN has
+    One forward pass. The gate values are read from its step caches (the layer's
+    ``capture=``), by their names: ``i, f, g, o`` (LSTM) and ``r, z, n`` (GRU). The plain RNN has
     no gates; its state ``h = act(a)`` is reported under ``"h"``. Statistics are taken over
     all units, all sequences of the batch and all real time steps (padding is left out).
 
@@ -380,30 +355,20 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
         raise TypeError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
     if not 0.5 < threshold < 1:
         raise ValueError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
-    checkpoint_every = getattr(module, "checkpoint_every", None)
-    with _untouched(module):
-        if checkpoint_every is not None:  # a checkpointed forward keeps no step caches
-            module.checkpoint_every = None
-        try:
-            module(x, state, lengths)
-        finally:
-            if checkpoint_every is not None:
-                module.checkpoint_every = checkpoint_every
-        records = module._tape[-1].records  # records[layer][direction].caches
+    capture = {}  # (layer, direction) -> the T step caches
+    _run_forward(module, x, state, lengths, keep=False, capture=capture)
     valid = _valid_steps(module, x, lengths)  # (T, B)
     stats = {}
-    for layer, layer_records in enumerate(records):
-        for direction, record in enumerate(layer_records):
-            caches = record.caches
-            first = caches if hasattr(caches, "h_prev") else caches[0]
-            gates = ([name for name in _GATES if hasattr(first, name)]
-                     or [name for name in ("h",) if hasattr(first, name)])
-            stats[(layer, direction)] = {}
-            for name in gates:
-                values = _cache_field(caches, name)[valid]  # (real steps, H)
-                sat = _saturated(values, _activation(module, name), threshold)
-                stats[(layer, direction)][name] = {"mean": float(values.mean()),
-                                                   "saturated": float(sat.mean())}
+    for (layer, direction), caches in capture.items():
+        first = caches[0]
+        gates = ([name for name in _GATES if hasattr(first, name)]
+                 or [name for name in ("h",) if hasattr(first, name)])
+        stats[(layer, direction)] = {}
+        for name in gates:
+            values = np.stack([getattr(cache, name) for cache in caches])[valid]  # (steps, H)
+            sat = _saturated(values, _activation(module, name), threshold)
+            stats[(layer, direction)][name] = {"mean": float(values.mean()),
+                                               "saturated": float(sat.mean())}
     return stats
 
 

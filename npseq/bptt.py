@@ -39,7 +39,6 @@ sequences::
 """
 from __future__ import annotations
 
-import inspect
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -140,7 +139,8 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None):
 
 def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
-                     keep: bool = True, checkpoint_every: Optional[int] = None):
+                     keep: bool = True, checkpoint_every: Optional[int] = None,
+                     capture: Optional[list] = None):
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -158,6 +158,9 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     checkpoint_every : int, optional
         Keep no step caches, only the carry before every k-th step visited; the backward
         recomputes the steps in between. Gradients are exactly those of the plain path.
+    capture : list of length T, optional
+        Filled with the step caches, indexed by time (the gate activations a study tool
+        reads), whatever ``keep`` and ``checkpoint_every``.
 
     Returns
     -------
@@ -173,16 +176,18 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     out = np.empty((T, B, carry0[0].shape[-1]), dtype=x.dtype)  # (T, B, H_out)
     times = _times(T, reverse)
     if not keep:
-        return out, _run_steps(kind, gx, times, carry0, p, mask, out), None
+        return out, _run_steps(kind, gx, times, carry0, p, mask, out, capture), None
     if checkpoint_every is None:
         caches = [None] * T
         carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches)
+        if capture is not None:
+            capture[:] = caches
         return out, carry, SequenceRecord(x, caches, mask, reverse)
     checkpoints, carry = {}, carry0
     for s in range(0, T, checkpoint_every):
         segment = times[s:s + checkpoint_every]
         checkpoints[segment[0]] = carry
-        carry = _run_steps(kind, gx, segment, carry, p, mask, out)
+        carry = _run_steps(kind, gx, segment, carry, p, mask, out, capture)
     return out, carry, SequenceRecord(x, None, mask, reverse, checkpoints, checkpoint_every)
 
 
@@ -205,19 +210,6 @@ class _Recomputed:
             _run_steps(self.kind, self.gx, segment, self.record.checkpoints[segment[0]],
                        self.p, self.record.mask, caches=self.caches)
         return self.caches[t]
-
-
-_TAKES_OUT = {}
-
-
-def _takes_out(step_backward) -> bool:
-    """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
-    if step_backward not in _TAKES_OUT:
-        try:
-            _TAKES_OUT[step_backward] = "out" in inspect.signature(step_backward).parameters
-        except (TypeError, ValueError):
-            _TAKES_OUT[step_backward] = False
-    return _TAKES_OUT[step_backward]
 
 
 def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
@@ -262,46 +254,55 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
         caches = _Recomputed(kind, record, p)
     T, B = x.shape[:2]
     S = block_steps(B)
-    gh_size = p["weight_hh"].shape[0]  # G*H
-    takes_out = _takes_out(kind.step_backward)
+    gx_size = p["weight_ih"].shape[0] if "weight_ih" in p else x.shape[-1]  # G*H, or D
+    recurrent = "weight_hh" in p  # dW_hh needs dgh and h_prev
     dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
     grads, dparams = {}, {}
     dcarry = dcarry_last
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
     for j in reversed(range(-(-T // S))):
         block = _block(j, T, S, reverse)
-        dgx = np.empty((block.stop - block.start, B, gh_size), dtype=dout.dtype)
+        steps = block.stop - block.start
+        dgx = np.empty((steps, B, gx_size), dtype=dout.dtype)
         dgh = None  # a separate (steps, B, G*H) buffer once a step's dgh is not its dgx
-        h_prev = np.empty(dgx.shape[:2] + dcarry[0].shape[-1:], dtype=dout.dtype)
+        h_prev = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
+                  if recurrent else None)
         for t in reversed(_visit(block, reverse)):
+            i = t - block.start
             cache = caches[t]
             if mask is None:
                 dcarry = dstep = (dcarry[0] + dout[t],) + dcarry[1:]
             else:
                 dcarry = (dcarry[0] + np.where(mask[t], dout[t], 0),) + dcarry[1:]
                 dstep = tuple(np.where(mask[t], d, 0) for d in dcarry)
-            if takes_out:
-                g = kind.step_backward(dstep, cache, p, out=dgx[t - block.start])
+            row = dgx[i]  # (B, G*H), offered to a step that takes ``out``
+            if kind.backward_takes_out:
+                g = kind.step_backward(dstep, cache, p, out=row)
             else:
                 g = kind.step_backward(dstep, cache, p)
-                dgx[t - block.start] = g.dgx
+            if g.dgx is not row:  # a fresh array, whether or not the step took ``out``
+                row[...] = g.dgx
             if mask is None:
                 dcarry = g.dcarry_prev
             else:  # a padded step passed its carry through: its gradient passes back as is
                 dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(g.dcarry_prev, dcarry))
-            if g.dgh is not g.dgx:
-                if dgh is None:
-                    dgh = dgx.copy()  # the steps before shared their dgx
-                dgh[t - block.start] = g.dgh
-            elif dgh is not None:
-                dgh[t - block.start] = g.dgx
-            h_prev[t - block.start] = cache.h_prev
+            if recurrent:
+                if g.dgh is not g.dgx:
+                    if dgh is None:
+                        dgh = dgx.copy()  # the steps visited so far shared their dgx
+                    dgh[i] = g.dgh
+                elif dgh is not None:
+                    dgh[i] = row
+                h_prev[i] = cache.h_prev
             for trace_k, d in zip(dcarries, dstep):
                 trace_k[t] = d
             add_grads(dparams, g.dparams)
         add_grads(grads, param_grads(x[block], h_prev, dgx, dgx if dgh is None else dgh, p))
-        np.matmul(dgx.reshape(-1, gh_size), p["weight_ih"],
-                  out=dx[block].reshape(-1, x.shape[-1]))  # dx = dgx W_ih, (steps*B, D)
+        if "weight_ih" in p:  # dx = dgx W_ih, one (steps*B, G*H) @ (G*H, D) product
+            np.matmul(dgx.reshape(-1, gx_size), p["weight_ih"],
+                      out=dx[block].reshape(-1, x.shape[-1]))
+        else:  # gx was x itself
+            dx[block] = dgx
     grads = add_grads(grads, dparams)
     if trace:
         return dx, dcarry, grads, dcarries

@@ -15,44 +15,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from npseq import grad_mode
-from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
-                               check_shape, make_rng)
+from npseq._validation import as_array, check_bool, check_choice, check_dtype, check_int, make_rng
 from npseq.cells import base, rnn, variants
+from npseq.layout import carries_from_state, state_from_carries
 from npseq.module import Module
+from npseq.params import init_params, param_specs
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 
-def uniform_init(rng, shapes: dict, hidden_size: int, dtype, fill=None) -> dict:
-    """PyTorch's initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H)), in key order.
+class RNNCellBase(Module):
+    """One step of a recurrent cell of any :class:`~npseq.CellKind`, as
+    ``torch.nn.RNNCellBase``; subclasses fix the kind.
 
-    ``fill`` maps some keys to a constant they are filled with instead (e.g. 1.0 for the
-    layer-norm gains); those draw nothing from ``rng``.
+    Every call keeps a record and :meth:`backward` pops the most recent one (a last-in
+    first-out stack, ``keeps_stack = True``), so a loop over time written by hand runs its
+    backward in reverse order; :meth:`clear_records` empties the stack.
     """
-    bound = 1.0 / np.sqrt(hidden_size)
-    fill = fill or {}
-    return {k: np.full(s, fill[k], dtype) if k in fill
-            else rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in shapes.items()}
-
-
-class _CellBase(Module):
-    """One step of a recurrent cell; subclasses fix the :class:`~npseq.cells.base.CellKind`."""
 
     kind: base.CellKind
+    keeps_stack = True
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         self.bias = check_bool("bias", bias)
-        G, H = self.kind.num_gates, self.hidden_size
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
-        if self.bias:
-            shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-        extra, fill = variants.extra_param_shapes(self.kind, H)
-        shapes.update(extra)
-        self.params = uniform_init(make_rng(seed), shapes, H, self.dtype, fill)
+        specs = param_specs(self.kind, self.input_size, self.hidden_size, self.bias)
+        self.params = init_params(make_rng(seed), specs, self.hidden_size, self.dtype)
         self._init_grads()
 
     def __repr__(self):
@@ -68,7 +58,7 @@ class _CellBase(Module):
     def forward(self, x, state=None):
         """One step: ``x`` of shape (B, input_size) or unbatched (input_size,).
 
-        ``state`` is the previous state (None for zeros); returns the new state. The cache
+        ``state`` is the previous state (None for zeros); returns the new state. The record
         for :meth:`backward` is pushed unless inside :func:`npseq.no_grad`.
         """
         x = as_array("x", x, self.dtype)
@@ -77,11 +67,10 @@ class _CellBase(Module):
                              f"({self.input_size},), got {x.shape}")
         unbatched = x.ndim == 1
         xb = x[None] if unbatched else x
-        carry = self._carry_in("state", state, xb.shape[0], unbatched)
+        carry = self.state_to_carry(state, xb.shape[0], unbatched)
         carry, cache = base.cell_forward(self.kind, xb, carry, self.params)
-        if grad_mode.is_grad_enabled():
-            self._push((cache, xb.shape[0], unbatched))
-        return self._carry_out(carry, unbatched)
+        self._push((cache, xb.shape[0], unbatched))  # nothing inside no_grad()
+        return self.carry_to_state(carry, unbatched)
 
     def backward(self, dstate):
         """Backward of the most recent :meth:`forward` call not yet paired with one.
@@ -89,50 +78,33 @@ class _CellBase(Module):
         Returns ``(dx, dstate_prev)`` and adds the parameter gradients into ``grads``.
         """
         cache, batch, unbatched = self._peek()
-        dcarry = self._carry_in("dstate", dstate, batch, unbatched, allow_none=False)
+        dcarry = self.state_to_carry(dstate, batch, unbatched, argname="dstate",
+                                     allow_none=False)
         self._pop()  # only once dstate passed its checks
         dx, dcarry_prev, dparams = base.cell_backward(self.kind, dcarry, cache, self.params)
         self._accumulate(dparams)
         dx = dx[0] if unbatched else dx
-        return dx, self._carry_out(dcarry_prev, unbatched)
+        return dx, self.carry_to_state(dcarry_prev, unbatched)
 
-    # -- carry <-> public state ------------------------------------------------------------
-    def _carry_in(self, argname, state, batch, unbatched, allow_none=True):
-        """Public state (an array, or ``(h, c)`` for LSTM) -> carry tuple of (B, H) arrays."""
+    # -- the public state and the carry ----------------------------------------------------
+    def state_to_carry(self, state, batch: int, unbatched: bool = False,
+                       argname: str = "state", allow_none: bool = True) -> tuple:
+        """A public state (an array, or ``(h, c)`` for two states) or its gradient -> the
+        carry tuple of (B, H) arrays, checked and cast; None gives zeros."""
         n = self.kind.num_states
-        expected = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
-        if state is None:
-            if not allow_none:
-                raise TypeError(f"{argname}: expected the gradient of the new state, got None")
-            return tuple(np.zeros((batch, self.hidden_size), self.dtype) for _ in range(n))
-        if n == 2:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                given = (f"a {type(state).__name__} of length {len(state)}"
-                         if isinstance(state, (tuple, list)) else type(state).__name__)
-                raise TypeError(f"{argname}: expected a tuple (h, c) for {type(self).__name__}, "
-                                f"got {given}")
-            d = "d" if argname.startswith("d") else ""
-            parts, names = state, (f"{argname}[0] ({d}h)", f"{argname}[1] ({d}c)")
-        else:
-            if isinstance(state, (tuple, list)):
-                raise TypeError(f"{argname}: expected an array, got a {type(state).__name__} "
-                                f"(only LSTM states are tuples)")
-            parts, names = (state,), (argname,)
-        carry = []
-        for name, s in zip(names, parts):
-            if s is None:  # one half of an LSTM state or its gradient: zeros
-                s = np.zeros(expected, self.dtype)
-            s = check_shape(name, as_array(name, s, self.dtype), expected,
-                            "(hidden_size,)" if unbatched else "(batch, hidden_size)")
-            carry.append(s[None] if unbatched else s)
-        return tuple(carry)
+        labels = (("dh", "dc") if argname.startswith("d") else ("h", "c"))[:n]
+        what = ("(hidden_size,)" if unbatched else "(batch, hidden_size)",) * n
+        return carries_from_state(argname, state, labels=labels,
+                                  shapes=((batch, self.hidden_size),) * n, what=what,
+                                  dtype=self.dtype, owner=type(self).__name__,
+                                  unbatched=unbatched, allow_none=allow_none)
 
-    def _carry_out(self, carry, unbatched):
-        carry = tuple(c[0] for c in carry) if unbatched else carry
-        return carry if len(carry) == 2 else carry[0]
+    def carry_to_state(self, carry: tuple, unbatched: bool = False):
+        """The carry tuple -> the public state (``h`` or ``(h, c)``)."""
+        return state_from_carries(carry, unbatched)
 
 
-class RNNCell(_CellBase):
+class RNNCell(RNNCellBase):
     """Elman RNN cell, ``h = act(W_ih x + b_ih + W_hh h_prev + b_hh)``, as torch.nn.RNNCell.
 
     Parameters
@@ -162,7 +134,7 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype, seed)
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(RNNCellBase):
     """LSTM cell with gate order (i, f, g, o), as torch.nn.LSTMCell.
 
     ``h, c = cell(x, (h, c))``; ``dx, (dh_prev, dc_prev) = cell.backward((dh, dc))``, where
@@ -191,7 +163,7 @@ class LSTMCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype, seed)
 
 
-class GRUCell(_CellBase):
+class GRUCell(RNNCellBase):
     """GRU cell with gate order (r, z, n), as torch.nn.GRUCell.
 
     ``h = cell(x, h)``; ``dx, dh_prev = cell.backward(dh)``. Parameters as :class:`RNNCell`

@@ -1,4 +1,5 @@
-"""A switch for inference: ``with npseq.no_grad(): ...`` keeps no caches for backward."""
+"""A switch for inference: ``with npseq.no_grad(): ...`` keeps no records for backward;
+``with npseq.enable_grad(): ...`` turns them back on inside it."""
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +26,26 @@ def no_grad():
     """
     previous = is_grad_enabled()
     _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Forward calls inside the block keep their records, even inside :func:`no_grad`.
+
+    Examples
+    --------
+    >>> import npseq
+    >>> with npseq.no_grad():
+    ...     with npseq.enable_grad():
+    ...         npseq.is_grad_enabled()
+    True
+    """
+    previous = is_grad_enabled()
+    _state.enabled = True
     try:
         yield
     finally:

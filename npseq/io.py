@@ -21,17 +21,20 @@ import zipfile
 import numpy as np
 
 from npseq.cell import GRUCell, LSTMCell, RNNCell
+from npseq.cells.base import CellKind
 from npseq.layers import GRU, LSTM, RNN
 from npseq.model import LastStep, Sequential
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
+from npseq.recurrent import Recurrent, RecurrentCell
 
 __all__ = ["save", "load"]
 
 CONFIG_KEY = "__npseq__"
 FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
-                                         Embedding, LastStep, Sequential)}
+                                         Embedding, LastStep, Sequential, Recurrent,
+                                         RecurrentCell)}
 
 
 def _config(module, where="model") -> dict:
@@ -48,6 +51,8 @@ def _config(module, where="model") -> dict:
             continue
         if arg == "dtype":
             value = module.dtype.name
+        elif arg == "kind":  # a cell of the user's: saved by name, given again to load()
+            value = module.kind.name
         elif hasattr(module, arg):
             value = getattr(module, arg)
         else:
@@ -68,7 +73,8 @@ def save(path, model):
     path : str, os.PathLike or a binary file object
         Written exactly as given (no ``.npz`` is appended).
     model : npseq.RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, LastStep,
-        or a Sequential of these
+        Recurrent, RecurrentCell, or a Sequential of these. A ``Recurrent`` or
+        ``RecurrentCell`` saves its cell kind by name; :func:`load` takes the kind again.
 
     Raises
     ------
@@ -101,7 +107,7 @@ def save(path, model):
                         f"{type(path).__name__}")
 
 
-def _build(config, where):
+def _build(config, where, kinds):
     """A model from its configuration (weights still random)."""
     if not isinstance(config, dict) or not isinstance(config.get("class"), str):
         raise ValueError(f"{where}: expected {{'class': ..., 'args': ...}}, got {config!r}")
@@ -113,20 +119,32 @@ def _build(config, where):
         modules = config.get("modules")
         if not isinstance(modules, list):
             raise ValueError(f"{where}: expected a list of modules for Sequential")
-        return Sequential(*[_build(c, f"{where}[{i}]") for i, c in enumerate(modules)])
-    args = config.get("args", {})
+        return Sequential(*[_build(c, f"{where}[{i}]", kinds)
+                            for i, c in enumerate(modules)])
+    args = dict(config.get("args", {}))
+    if "kind" in args:
+        name = args["kind"]
+        if name not in kinds:
+            raise ValueError(f"{where}: the file holds a {config['class']} of the cell kind "
+                             f"{name!r}; pass that npseq.CellKind to load, e.g. "
+                             f"npseq.load(path, kinds=[{name}]) (got kinds for "
+                             f"{sorted(kinds)})")
+        args["kind"] = kinds[name]
     try:
         return CLASSES[name](**args)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: cannot rebuild {name} from {args!r}: {err}") from None
 
 
-def load(path):
+def load(path, kinds=()):
     """Rebuild a model saved by :func:`save` and copy its weights in.
 
     Parameters
     ----------
     path : str, os.PathLike or a binary file object
+    kinds : CellKind or iterable of CellKind, optional
+        The cell kinds of the ``Recurrent``/``RecurrentCell`` modules in the file, matched
+        by name (a file keeps a kind's name, not its step functions).
 
     Returns
     -------
@@ -140,6 +158,7 @@ def load(path):
     KeyError
         Weights missing from the file or not expected by the model (all keys are named).
     """
+    kinds = _kinds_by_name(kinds)
     label = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "file"
     try:
         data = np.load(path, allow_pickle=False)
@@ -167,7 +186,7 @@ def load(path):
             raise ValueError(f"{label}: unsupported npseq file version "
                              f"{config.get('version')!r}; this npseq reads version "
                              f"{FORMAT_VERSION}")
-        model = _build(config.get("model"), f"{label}: model")
+        model = _build(config.get("model"), f"{label}: model", kinds)
         weights = {k: data[k] for k in data.files if k != CONFIG_KEY}
     try:
         model.load_state_dict(weights)
@@ -175,3 +194,19 @@ def load(path):
         message = err.args[0] if err.args else str(err)
         raise type(err)(f"{label}: {message}") from None
     return model
+
+
+def _kinds_by_name(kinds) -> dict:
+    """``kinds`` (a CellKind or an iterable of them) as ``{name: kind}``."""
+    if isinstance(kinds, CellKind):
+        kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds: expected an npseq.CellKind or an iterable of them, got "
+                        f"{type(kinds).__name__}") from None
+    for i, kind in enumerate(kinds):
+        if not isinstance(kind, CellKind):
+            raise TypeError(f"kinds[{i}]: expected an npseq.CellKind, got "
+                            f"{type(kind).__name__}")
+    return {kind.name: kind for kind in kinds}

@@ -1,12 +1,13 @@
 """Sequence layers with the API of ``torch.nn.RNN``, ``torch.nn.LSTM`` and ``torch.nn.GRU``.
 
 A layer stacks ``num_layers`` recurrent layers, each run in one or two directions by the
-BPTT driver (:mod:`npseq.bptt`). Layer k+1 reads layer k's output, both directions
-concatenated, after dropout in training mode. Parameters are named as PyTorch names them
-(``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0`` ...), with PyTorch's shapes.
+pure core :func:`npseq.stack.stack_forward` / :func:`npseq.stack.stack_backward`. Layer k+1
+reads layer k's output, both directions concatenated, after dropout in training mode.
+Parameters are named as PyTorch names them (``weight_ih_l0``, ``bias_hh_l1_reverse``,
+``weight_hr_l0`` ...), with PyTorch's shapes (:mod:`npseq.params`).
 
-Inside, everything is laid out ``(T, B, features)``; ``batch_first`` and unbatched input are
-converted at the boundary, in :meth:`_RNNBase.forward` and :meth:`_RNNBase.backward`.
+A layer's ``forward`` and ``backward`` do four things: validate, lay out (``batch_first``,
+unbatched input: :mod:`npseq.layout`), call the core, keep the record between the two.
 """
 from __future__ import annotations
 
@@ -16,28 +17,36 @@ import numpy as np
 
 from npseq import grad_mode
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
-                               check_lengths, check_probability, check_shape, make_rng, warn)
-from npseq.bptt import sequence_backward, sequence_forward
-from npseq.cell import uniform_init
+                               check_probability, check_shape, make_rng, warn)
 from npseq.cells import rnn, variants
 from npseq.cells.base import CellKind
+from npseq.layout import (carries_from_state, from_time_major, lengths_mask, sequence_input,
+                          state_from_carries, to_time_major)
 from npseq.module import Module
+from npseq.params import init_params, layer_params, stack_param_specs, suffix
+from npseq.stack import StackRecord, stack_backward, stack_forward
 
-__all__ = ["RNN", "LSTM", "GRU"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
 
 
-class _Tape(NamedTuple):
-    """What one forward call leaves for its backward."""
+class LayerRecord(NamedTuple):
+    """What one forward call of a layer leaves for its backward."""
 
-    records: list  # records[layer][direction]: SequenceRecord
-    dropout_masks: list  # per layer below the top: (T, B, D*H_out) scaled mask, or None
+    stack: StackRecord
     shape_out: tuple  # shape of ``out`` as returned to the caller
     batch: int
     unbatched: bool
 
 
-class _RNNBase(Module):
-    """Common machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+class RNNBase(Module):
+    """What :class:`RNN`, :class:`LSTM`, :class:`GRU` and :class:`~npseq.Recurrent` share:
+    a stack of layers of one :class:`~npseq.CellKind`, as ``torch.nn.RNNBase``.
+
+    Besides ``forward``/``backward``, it offers the seams that tools build on:
+    :meth:`layer_params` (the ``p`` a step function reads), :meth:`state_to_carries` and
+    :meth:`carries_to_state` (the public state and the core's carries), and the pure core
+    itself, :func:`npseq.stack.stack_forward`.
+    """
 
     kind: CellKind
 
@@ -57,7 +66,7 @@ class _RNNBase(Module):
                  f"dropout={self.dropout} and num_layers=1")
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.proj_size = check_int("proj_size", proj_size, minimum=0)
-        if self.proj_size and self.kind.name != "LSTM":
+        if self.proj_size and not self.kind.supports_proj_size:
             raise ValueError(f"proj_size: only the plain LSTM supports a projection (not "
                              f"{self.kind.name}), got {proj_size}")
         if self.proj_size >= self.hidden_size:
@@ -66,24 +75,10 @@ class _RNNBase(Module):
         self.num_directions = 2 if self.bidirectional else 1
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
         self.checkpoint_every = checkpoint_every
-
-        G, H, H_out = self.kind.num_gates, self.hidden_size, self.output_size
-        shapes, fill = {}, {}
-        for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * H_out
-            for direction in range(self.num_directions):
-                sfx = self._suffix(layer, direction)
-                shapes[f"weight_ih{sfx}"] = (G * H, layer_input)
-                shapes[f"weight_hh{sfx}"] = (G * H, H_out)
-                if self.bias:
-                    shapes[f"bias_ih{sfx}"] = (G * H,)
-                    shapes[f"bias_hh{sfx}"] = (G * H,)
-                if self.proj_size:
-                    shapes[f"weight_hr{sfx}"] = (self.proj_size, H)
-                extra, extra_fill = variants.extra_param_shapes(self.kind, H, sfx)
-                shapes.update(extra)
-                fill.update(extra_fill)
-        self.params = uniform_init(self.rng, shapes, H, self.dtype, fill)
+        specs = stack_param_specs(self.kind, self.input_size, self.hidden_size,
+                                  self.num_layers, self.num_directions, self.bias,
+                                  self.proj_size)
+        self.params = init_params(self.rng, specs, self.hidden_size, self.dtype)
         self._init_grads()
 
     @property
@@ -107,15 +102,25 @@ class _RNNBase(Module):
         """Features of ``h`` per direction: ``proj_size`` if set, else ``hidden_size``."""
         return self.proj_size or self.hidden_size
 
-    @staticmethod
-    def _suffix(layer, direction):
-        return f"_l{layer}" + ("_reverse" if direction else "")
+    def layer_params(self, layer: int = 0, direction: int = 0) -> dict:
+        """The parameters of one layer and direction keyed without suffix: the ``p`` that
+        the step functions read (the live arrays, not copies)."""
+        layer = check_int("layer", layer, minimum=0, maximum=self.num_layers - 1)
+        direction = check_int("direction", direction, minimum=0,
+                              maximum=self.num_directions - 1)
+        return layer_params(self.params, self.kind, layer, direction)
 
-    def _layer_params(self, layer, direction):
-        """The parameters of one layer and direction, keyed without the suffix."""
-        sfx = self._suffix(layer, direction)
-        names = _PARAM_NAMES + tuple(spec.name for spec in self.kind.extra_params)
-        return {name: self.params[name + sfx] for name in names if name + sfx in self.params}
+    def stack_params(self) -> list:
+        """``[[layer_params(l, d) for d in directions] for l in layers]``: the ``layers``
+        argument of :func:`npseq.stack.stack_forward`."""
+        return [[layer_params(self.params, self.kind, layer, direction)
+                 for direction in range(self.num_directions)]
+                for layer in range(self.num_layers)]
+
+    @staticmethod
+    def param_suffix(layer: int, direction: int) -> str:
+        """PyTorch's suffix of a layer's parameter names: ``_l1``, ``_l0_reverse`` ..."""
+        return suffix(layer, direction)
 
     def __repr__(self):
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, d in
@@ -125,10 +130,10 @@ class _RNNBase(Module):
                 f"dtype={self.dtype.name})")
 
     # -- forward ---------------------------------------------------------------------------
-    def __call__(self, x, state=None, lengths=None):
-        return self.forward(x, state, lengths)
+    def __call__(self, x, state=None, lengths=None, *, capture=None):
+        return self.forward(x, state, lengths, capture=capture)
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x, state=None, lengths=None, *, capture=None):
         """Run the stacked layers over a sequence.
 
         Parameters
@@ -143,67 +148,40 @@ class _RNNBase(Module):
             Valid length of each sequence, 1..T, in any order (as
             ``pack_padded_sequence(..., enforce_sorted=False)``). Outputs past a sequence's
             length are zero and its final state is taken at its last valid step.
+        capture : dict, optional, keyword only
+            If given, ``capture[(layer, direction)]`` is set to the list of the T step caches
+            of that layer and direction (named tuples of the gate activations, each (B, .);
+            time first whatever ``batch_first``; B = 1 for unbatched input), also inside
+            ``no_grad()`` and with checkpointing.
 
         Returns
         -------
         out : ndarray, shape (T, B, num_directions * H_out) in the layout of ``x``
         state : ``h_n``, or ``(h_n, c_n)`` for LSTM, shaped like ``state``
+
+        The record for :meth:`backward` is kept unless inside :func:`npseq.no_grad`; it
+        replaces (with an :class:`~npseq.module.UnpairedForwardWarning`) the record of an
+        earlier forward that no backward used.
         """
-        x = as_array("x", x, self.dtype)
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            layout = "(batch, seq_len" if self.batch_first else "(seq_len, batch"
-            raise ValueError(f"x: expected shape {layout}, {self.input_size}) or unbatched "
-                             f"(seq_len, {self.input_size}), got {x.shape}")
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x[:, None, :]
-        elif self.batch_first:
-            x = x.transpose(1, 0, 2)
+        if capture is not None and not isinstance(capture, dict):
+            raise TypeError(f"capture: expected None or a dict to fill, got "
+                            f"{type(capture).__name__}")
+        x, unbatched = sequence_input(x, self.dtype, self.input_size, self.batch_first)
         T, B = x.shape[:2]
-        if T == 0 or B == 0:
-            raise ValueError(f"x: expected at least one time step and one sequence, got "
-                             f"shape {x.shape}")
-        carries = self._state_in("state", state, B, unbatched)
-        mask = self._mask(lengths, T, B, unbatched)
+        carries = self.state_to_carries(state, B, unbatched)
+        mask = lengths_mask(lengths, T, B, unbatched)
         keep = grad_mode.is_grad_enabled()
-
-        records, dropout_masks, finals = [], [], []
-        layer_input = x
-        for layer in range(self.num_layers):
-            outs, layer_records = [], []
-            for direction in range(self.num_directions):
-                idx = layer * self.num_directions + direction
-                carry0 = tuple(c[idx] for c in carries)
-                out, carry, record = sequence_forward(
-                    self.kind, layer_input, carry0, self._layer_params(layer, direction),
-                    mask=mask, reverse=bool(direction), keep=keep,
-                    checkpoint_every=self.checkpoint_every)
-                outs.append(out)
-                finals.append(carry)
-                layer_records.append(record)
-            records.append(layer_records)
-            layer_out = np.concatenate(outs, axis=2) if len(outs) == 2 else outs[0]
-            if layer < self.num_layers - 1 and self.training and self.dropout > 0:
-                # inverted dropout: keep with probability 1 - p, scale kept values by 1/(1-p)
-                keep_mask = self.rng.random(layer_out.shape) >= self.dropout
-                drop = keep_mask.astype(self.dtype) / self.dtype.type(1 - self.dropout)
-                layer_out = layer_out * drop
-                dropout_masks.append(drop)
-            else:
-                dropout_masks.append(None)
-            layer_input = layer_out
-
-        out = layer_input
-        out = out[:, 0] if unbatched else (out.transpose(1, 0, 2) if self.batch_first else out)
-        if keep:
-            self._push(_Tape(records, dropout_masks, out.shape, B, unbatched))
-        state_n = tuple(np.stack([carry[i] for carry in finals])
-                        for i in range(self.kind.num_states))  # (L*D, B, .)
-        return out, self._state_out(state_n, unbatched)
+        out, finals, record = stack_forward(
+            self.kind, self.stack_params(), x, carries, mask,
+            dropout=self.dropout if self.training else 0.0, rng=self.rng, keep=keep,
+            checkpoint_every=self.checkpoint_every, capture=capture)
+        out = from_time_major(out, self.batch_first, unbatched)
+        self._push(LayerRecord(record, out.shape, B, unbatched))  # nothing inside no_grad()
+        return out, self.carries_to_state(finals, unbatched)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, dout, dstate=None, *, trace=None):
-        """Backward of the most recent forward call not yet paired with a backward.
+        """Backward of the latest forward call (outside ``no_grad()``), once.
 
         Parameters
         ----------
@@ -223,102 +201,72 @@ class _RNNBase(Module):
         dstate0 : gradient of the initial state: ``dh0``, or ``(dh0, dc0)`` for LSTM
 
         The parameter gradients are added into :attr:`grads`.
+
+        Raises
+        ------
+        RuntimeError
+            No forward to pair with (none yet, the latest ran inside ``no_grad()``, or it
+            was paired already).
         """
         if trace is not None and not isinstance(trace, dict):
             raise TypeError(f"trace: expected None or a dict to fill, got {type(trace).__name__}")
-        tape = self._peek()
-        B, unbatched = tape.batch, tape.unbatched
+        record = self._peek()
         if dout is None:
-            dout = np.zeros(tape.shape_out, self.dtype)
-        dout = check_shape("dout", as_array("dout", dout, self.dtype), tape.shape_out,
-                           "(the shape of out)")
-        if unbatched:
-            dout = dout[:, None, :]
-        elif self.batch_first:
-            dout = dout.transpose(1, 0, 2)
-        dcarries = self._state_in("dstate", dstate, B, unbatched)
+            dout = np.zeros(record.shape_out, self.dtype)
+        dout = check_shape("dout", as_array("dout", dout, self.dtype), record.shape_out,
+                           "(the shape of out of the latest forward call)")
+        dout = to_time_major(dout, self.batch_first, record.unbatched)
+        dfinals = self.check_dstate(dstate)
         self._pop()  # only once dout and dstate passed their checks
 
-        H_out = self.output_size
-        dstate0 = [np.empty_like(d) for d in dcarries]
-        dlayer_out = dout
-        for layer in reversed(range(self.num_layers)):
-            if tape.dropout_masks[layer] is not None:
-                dlayer_out = dlayer_out * tape.dropout_masks[layer]
-            dlayer_in = None
-            for direction in range(self.num_directions):
-                idx = layer * self.num_directions + direction
-                record = tape.records[layer][direction]
-                sfx = self._suffix(layer, direction)
-                dx, dcarry0, grads, *dtrace = sequence_backward(
-                    self.kind, dlayer_out[:, :, direction * H_out:(direction + 1) * H_out],
-                    tuple(d[idx] for d in dcarries), record,
-                    self._layer_params(layer, direction), trace=trace is not None)
-                if trace is not None:
-                    trace[(layer, direction)] = dtrace[0]
-                self._accumulate({k + sfx: g for k, g in grads.items()})
-                for d0, d in zip(dstate0, dcarry0):
-                    d0[idx] = d
-                dlayer_in = dx if dlayer_in is None else dlayer_in + dx
-            dlayer_out = dlayer_in
+        layers = self.stack_params()
+        dx, dcarries, grads = stack_backward(self.kind, layers, record.stack, dout, dfinals,
+                                             trace=trace)
+        for layer, directions in enumerate(grads):
+            for direction, layer_grads in enumerate(directions):
+                sfx = suffix(layer, direction)
+                self._accumulate({k + sfx: g for k, g in layer_grads.items()})
+        dx = from_time_major(dx, self.batch_first, record.unbatched)
+        return dx, self.carries_to_state(dcarries, record.unbatched)
 
-        dx = dlayer_out
-        dx = dx[:, 0] if unbatched else (dx.transpose(1, 0, 2) if self.batch_first else dx)
-        return dx, self._state_out(tuple(dstate0), unbatched)
+    def check_dstate(self, dstate) -> tuple:
+        """Check a final-state gradient against the pending forward record, as
+        :meth:`backward` does; returns it as the core's carries (zeros where None).
 
-    # -- boundary helpers ------------------------------------------------------------------
-    def _state_in(self, argname, state, B, unbatched):
-        """Public state -> tuple of (L*D, B, .) arrays (zeros where None)."""
+        :class:`~npseq.Sequential` calls this before any of its modules consumes a record.
+        """
+        record = self._peek()
+        return self.state_to_carries(dstate, record.batch, record.unbatched, argname="dstate")
+
+    # -- the public state and the core's carries -------------------------------------------
+    def state_to_carries(self, state, batch: int, unbatched: bool = False,
+                         argname: str = "state") -> tuple:
+        """A public state (``h`` or ``(h, c)``, or their gradients) -> the core's carries,
+        each ``(num_layers * num_directions, batch, .)``, checked and cast; None gives
+        zeros."""
         n = self.kind.num_states
         LD = self.num_layers * self.num_directions
         sizes = (self.output_size, self.hidden_size)[:n]
         labels = (("dh_n", "dc_n") if argname.startswith("d") else ("h0", "c0"))[:n]
-        if state is None:
-            return tuple(np.zeros((LD, B, s), self.dtype) for s in sizes)
-        if n == 2:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                given = (f"a {type(state).__name__} of length {len(state)}"
-                         if isinstance(state, (tuple, list)) else type(state).__name__)
-                raise TypeError(f"{argname}: expected a tuple ({', '.join(labels)}) for "
-                                f"{type(self).__name__}, got {given}")
-            parts = tuple(state)
-            names = tuple(f"{argname}[{i}] ({labels[i]})" for i in range(2))
-        else:
-            if isinstance(state, (tuple, list)):
-                raise TypeError(f"{argname}: expected an array for {type(self).__name__}, got "
-                                f"a {type(state).__name__} (only LSTM states are tuples)")
-            parts, names = (state,), (f"{argname} ({labels[0]})",)
-        carries = []
-        for name, part, size in zip(names, parts, sizes):
-            expected = (LD, size) if unbatched else (LD, B, size)
-            if part is None:
-                part = np.zeros(expected, self.dtype)
-            what = ("(num_layers * num_directions, " + ("" if unbatched else "batch, ")
-                    + ("hidden_size)" if size == self.hidden_size else "proj_size)"))
-            part = check_shape(name, as_array(name, part, self.dtype), expected, what)
-            carries.append(part[:, None, :] if unbatched else part)
-        return tuple(carries)
+        what = tuple("(num_layers * num_directions, " + ("" if unbatched else "batch, ")
+                     + ("hidden_size)" if size == self.hidden_size else "proj_size)")
+                     for size in sizes)
+        return carries_from_state(argname, state, labels=labels,
+                                  shapes=tuple((LD, batch, s) for s in sizes), what=what,
+                                  dtype=self.dtype, owner=type(self).__name__,
+                                  unbatched=unbatched)
 
-    def _state_out(self, carries, unbatched):
-        carries = tuple(c[:, 0] for c in carries) if unbatched else carries
-        return carries if self.kind.num_states == 2 else carries[0]
-
-    def _mask(self, lengths, T, B, unbatched) -> Optional[np.ndarray]:
-        """``lengths`` -> bool mask (T, B, 1), or None when every sequence is full."""
-        if lengths is None:
-            return None
-        arr = check_lengths(lengths, T, B, scalar_ok=unbatched)
-        if np.all(arr == T):
-            return None
-        return (np.arange(T)[:, None] < arr[None, :])[:, :, None]  # (T, B, 1)
+    def carries_to_state(self, carries: tuple, unbatched: bool = False):
+        """The core's carries -> the public state: ``h`` or ``(h, c)``, without the batch
+        axis for unbatched input."""
+        return state_from_carries(carries, unbatched)
 
 
-_PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _DEFAULTS = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
                  proj_size=0)
 
 
-class RNN(_RNNBase):
+class RNN(RNNBase):
     """Elman RNN layer, as ``torch.nn.RNN``.
 
     Parameters
@@ -357,7 +305,7 @@ class RNN(_RNNBase):
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
 
 
-class LSTM(_RNNBase):
+class LSTM(RNNBase):
     """LSTM layer, as ``torch.nn.LSTM``, gate order (i, f, g, o).
 
     Parameters as :class:`RNN` (no ``nonlinearity``), plus
@@ -388,7 +336,7 @@ class LSTM(_RNNBase):
                          checkpoint_every=checkpoint_every)
 
 
-class GRU(_RNNBase):
+class GRU(RNNBase):
     """GRU layer, as ``torch.nn.GRU``, gate order (r, z, n).
 
     Parameters as :class:`RNN` (no ``nonlinearity``), plus, keyword only, the variants of

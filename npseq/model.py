@@ -23,7 +23,7 @@ import numpy as np
 
 from npseq import grad_mode
 from npseq._validation import as_array, check_bool, check_lengths, check_shape
-from npseq.layers import _RNNBase
+from npseq.layers import RNNBase
 from npseq.module import Module
 
 __all__ = ["Sequential", "LastStep"]
@@ -106,8 +106,7 @@ class LastStep(Module):
         last = (np.full(B, T - 1) if lengths is None
                 else check_lengths(lengths, T, B, scalar_ok=unbatched) - 1)  # (B,)
         y = seq[last, np.arange(B)]  # (B, F)
-        if grad_mode.is_grad_enabled():
-            self._push(LastStepCache(last, out.shape, batch_first, out.dtype))
+        self._push(LastStepCache(last, out.shape, batch_first, out.dtype))  # not in no_grad()
         return y[0] if unbatched else y
 
     def backward(self, dy):
@@ -151,8 +150,8 @@ class Sequential(Module):
     Notes
     -----
     Forward applies the modules in order; backward applies their backwards in reverse
-    order, each popping its own most recent forward (so several forward calls are paired
-    with backward calls last-in first-out, as for a single layer)::
+    order, each consuming the record of its latest forward (a backward pairs with the
+    latest forward call, once, as for a single layer)::
 
         x_0 = x
         x_{i+1} = m_i(x_i)                  out, state = rnn(x_r, state, lengths)
@@ -175,7 +174,7 @@ class Sequential(Module):
     """
 
     def __init__(self, *modules):
-        layers = [i for i, m in enumerate(modules) if isinstance(m, _RNNBase)]
+        layers = [i for i, m in enumerate(modules) if isinstance(m, RNNBase)]
         if len(layers) != 1:
             raise ValueError(f"modules: expected exactly one recurrent layer (npseq.RNN, "
                              f"LSTM or GRU), got {len(layers)} among "
@@ -224,6 +223,17 @@ class Sequential(Module):
             m.train(mode)
         return self
 
+    @property
+    def pending_records(self) -> int:
+        """Forward records waiting for a backward (those of the recurrent layer)."""
+        return self.rnn.pending_records
+
+    def clear_records(self):
+        """Drop the pending forward records of every module; returns self."""
+        for m in self.modules:
+            m.clear_records()
+        return self
+
     def __call__(self, x, state=None, lengths=None):
         return self.forward(x, state, lengths)
 
@@ -243,6 +253,8 @@ class Sequential(Module):
         y : the output of the last module
         state : the layer's final state (``h_n``, or ``(h_n, c_n)`` for LSTM)
         """
+        self._drop_unpaired("a new forward call replaced it" if grad_mode.is_grad_enabled()
+                            else "a forward inside npseq.no_grad() followed it")
         for m in self.modules[:self.index]:
             x = m(x)
         y, state = self.rnn(x, state, lengths)
@@ -269,8 +281,7 @@ class Sequential(Module):
         Every sub-module adds its parameter gradients into its ``grads`` (the same arrays as
         this model's :attr:`grads`).
         """
-        tape = self.rnn._peek()  # dstate checked before any sub-module pops its record
-        self.rnn._state_in("dstate", dstate, tape.batch, tape.unbatched)
+        self.rnn.check_dstate(dstate)  # before any sub-module consumes its record
         for m in reversed(self.modules[self.index + 1:]):
             dy = m.backward(dy)
         dx, dstate0 = self.rnn.backward(dy, dstate)

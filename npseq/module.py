@@ -1,11 +1,39 @@
-"""The base of every npseq object that has parameters."""
+"""The base of every npseq module: parameters, gradients, and the record of a forward call.
+
+A forward call in training keeps a *record*: what its backward needs. A backward pairs with
+a record and consumes it. How many records a module holds:
+
+* a layer, a model or a head (:class:`Module`) holds the record of its **latest** forward
+  call only. A new forward replaces a record that no backward used, and says so with an
+  :class:`UnpairedForwardWarning` (it is usually an evaluation that should have run inside
+  ``with npseq.no_grad():``); a forward inside ``no_grad()`` keeps no record, so a backward
+  after it fails with a message instead of pairing with an older forward. Memory never
+  grows with forward calls that no backward follows.
+* a cell (``keeps_stack = True``) holds a last-in first-out stack, one record per call: a
+  loop over time written by hand runs its backward steps in reverse order, as BPTT does.
+
+:meth:`Module.clear_records` drops whatever is pending; :attr:`Module.pending_records` counts
+it. Write a module of your own (e.g. a head) by subclassing :class:`Module`: set
+``self.params``, call ``self._init_grads()``, push a record at the end of ``forward`` with
+``self._push(record)`` (which keeps nothing inside ``no_grad()``),
+and in ``backward`` read it with ``self._peek()``, check the arguments, then ``self._pop()``
+it and add parameter gradients with ``self._accumulate(grads)``.
+"""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
+from npseq import grad_mode
 from npseq._validation import StateDictKeyError, as_array
+
+__all__ = ["Module", "UnpairedForwardWarning"]
+
+
+class UnpairedForwardWarning(UserWarning):
+    """A forward call's record was dropped before any backward used it."""
 
 
 class Module:
@@ -26,7 +54,11 @@ class Module:
         self.params: dict = {}
         self.grads: dict = {}
         self.training = True
-        self._tape: list = []  # one record per forward call, popped by backward (LIFO)
+        self._records: list = []  # pending forward records (at most one unless keeps_stack)
+        self._latest_kept = True  # False after a forward inside no_grad()
+
+    #: Cells keep one record per call (last in, first out); other modules only the latest.
+    keeps_stack = False
 
     def _init_grads(self):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -94,23 +126,63 @@ class Module:
         """Total number of scalar parameters (PyTorch's ``sum(p.numel() ...)``)."""
         return int(sum(v.size for v in self.params.values()))
 
-    def _push(self, record):
-        self._tape.append(record)
+    @property
+    def pending_records(self) -> int:
+        """How many forward records wait for a backward (0 or 1; any number for a cell)."""
+        return len(self._records)
 
-    def _peek(self, what="forward"):
-        """The record of the most recent unpaired forward call, left on the tape.
+    def clear_records(self):
+        """Drop every pending forward record (and free its memory); returns self.
+
+        A backward afterwards fails until the next forward call outside ``no_grad()``.
+        """
+        self._records.clear()
+        return self
+
+    def _drop_unpaired(self, why):
+        """Drop a pending record that no backward used, with a warning saying ``why``."""
+        if self.pending_records and not self.keeps_stack:
+            warnings.warn(UnpairedForwardWarning(
+                f"{type(self).__name__}.forward: dropped the record of an earlier forward "
+                f"call that no backward used ({why}; a backward pairs with the latest forward "
+                f"only). To evaluate without keeping records, run the forward inside `with "
+                f"npseq.no_grad():`; to drop a record on purpose, call .clear_records() "
+                f"first."), stacklevel=4)
+            self.clear_records()
+
+    def _push(self, record):
+        """Keep ``record`` for the backward of this forward call; inside ``no_grad()`` keep
+        nothing, and note that the latest forward kept no record."""
+        if not grad_mode.is_grad_enabled():
+            if not self.keeps_stack:
+                self._drop_unpaired("a forward inside npseq.no_grad() followed it")
+                self._latest_kept = False
+            return
+        self._drop_unpaired("a new forward call replaced it")
+        self._records.append(record)
+        self._latest_kept = True
+
+    def _peek(self):
+        """The record a backward pairs with, left in place.
 
         ``backward`` checks its arguments against it and only then pops it, so that a
         backward call that fails its checks can be corrected and repeated.
         """
-        if not self._tape:
-            raise RuntimeError(f"backward: no {what} call to pair it with; call the module "
-                               f"on an input first (and not inside npseq.no_grad())")
-        return self._tape[-1]
+        if not self._records:
+            name = type(self).__name__
+            if not self._latest_kept:
+                raise RuntimeError(f"backward: no forward call to pair it with: the latest "
+                                   f"forward of this {name} ran inside npseq.no_grad() and "
+                                   f"kept no record; run the forward outside no_grad() "
+                                   f"before a backward")
+            raise RuntimeError(f"backward: no forward call to pair it with (each backward "
+                               f"pairs with one forward call of this {name}, the latest); "
+                               f"call the module on an input first, outside npseq.no_grad()")
+        return self._records[-1]
 
-    def _pop(self, what="forward"):
-        record = self._peek(what)
-        self._tape.pop()
+    def _pop(self):
+        record = self._peek()
+        self._records.pop()
         return record
 
     def _accumulate(self, grads):

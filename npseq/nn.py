@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq import grad_mode
 from npseq._validation import as_array, check_bool, check_dtype, check_int, check_shape, make_rng
 from npseq.module import Module
 
@@ -102,8 +101,7 @@ class Linear(Module):
         y = x @ self.params["weight"].T
         if self.bias:
             y += self.params["bias"]
-        if grad_mode.is_grad_enabled():
-            self._push(LinearCache(x))
+        self._push(LinearCache(x))  # nothing inside no_grad()
         return y
 
     def backward(self, dy):
@@ -228,8 +226,7 @@ class Embedding(Module):
                              f"(num_embeddings - 1), got values from {idx.min()} to "
                              f"{idx.max()}")
         y = self.params["weight"][idx]
-        if grad_mode.is_grad_enabled():
-            self._push(EmbeddingCache(idx))
+        self._push(EmbeddingCache(idx))  # nothing inside no_grad()
         return y
 
     def backward(self, dy):

@@ -15,49 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from npseq._validation import check_int
-from npseq.cell import _CellBase
-from npseq.cells.base import CellKind, ParamSpec
-from npseq.layers import _PARAM_NAMES, _RNNBase
+from npseq.cell import RNNCellBase
+from npseq.cells.base import check_kind
+from npseq.layers import RNNBase
 
-__all__ = ["Recurrent", "RecurrentCell", "check_kind"]
-
-
-def check_kind(kind, name="kind") -> CellKind:
-    """A well-formed :class:`~npseq.cells.base.CellKind`, or a clear error naming ``name``."""
-    if not isinstance(kind, CellKind):
-        raise TypeError(f"{name}: expected an npseq.CellKind, got {type(kind).__name__}")
-    if not isinstance(kind.name, str):
-        raise TypeError(f"{name}.name: expected a string, got {kind.name!r}")
-    check_int(f"{name}.num_gates", kind.num_gates, minimum=1)
-    if kind.num_states not in (1, 2) or isinstance(kind.num_states, bool):
-        raise ValueError(f"{name}.num_states: expected 1 (carry (h,)) or 2 (carry (h, c)), "
-                         f"got {kind.num_states!r}")
-    for field in ("step_forward", "step_backward"):
-        if not callable(getattr(kind, field)):
-            raise TypeError(f"{name}.{field}: expected a function, got "
-                            f"{type(getattr(kind, field)).__name__}")
-    if not isinstance(kind.extra_params, (tuple, list)):
-        raise TypeError(f"{name}.extra_params: expected a tuple of npseq.ParamSpec, got "
-                        f"{type(kind.extra_params).__name__}")
-    seen = set(_PARAM_NAMES)
-    for j, spec in enumerate(kind.extra_params):
-        where = f"{name}.extra_params[{j}]"
-        if not isinstance(spec, ParamSpec):
-            raise TypeError(f"{where}: expected an npseq.ParamSpec, got {type(spec).__name__}")
-        if not isinstance(spec.name, str) or not spec.name.isidentifier() or spec.name in seen:
-            raise ValueError(f"{where}.name: expected a new identifier (not one of "
-                             f"{sorted(seen)}), got {spec.name!r}")
-        seen.add(spec.name)
-        if not callable(spec.shape):
-            raise TypeError(f"{where}.shape: expected a function hidden_size -> shape, got "
-                            f"{type(spec.shape).__name__}")
-        if spec.init is not None and not isinstance(spec.init, (int, float)):
-            raise TypeError(f"{where}.init: expected None or a number, got {spec.init!r}")
-    return kind
+__all__ = ["Recurrent", "RecurrentCell"]
 
 
-class Recurrent(_RNNBase):
+class Recurrent(RNNBase):
     """A stack of recurrent layers of any :class:`~npseq.cells.base.CellKind`.
 
     Parameters
@@ -98,7 +63,7 @@ class Recurrent(_RNNBase):
         return super().__repr__().replace("(", f"({self.kind.name}, ", 1)
 
 
-class RecurrentCell(_CellBase):
+class RecurrentCell(RNNCellBase):
     """One step of any :class:`~npseq.cells.base.CellKind`, as :class:`npseq.RNNCell`.
 
     Parameters

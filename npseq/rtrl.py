@@ -37,9 +37,9 @@ from typing import NamedTuple
 import numpy as np
 
 from npseq._validation import as_array, check_shape
-from npseq.analysis import _time_major
 from npseq.cells.base import input_projection
-from npseq.layers import _RNNBase
+from npseq.layers import RNNBase
+from npseq.layout import from_time_major, sequence_input, to_time_major
 
 __all__ = ["rtrl_gradients", "RTRLResult"]
 
@@ -54,7 +54,7 @@ class RTRLResult(NamedTuple):
 
 
 def _check_module(module):
-    if not isinstance(module, _RNNBase):
+    if not isinstance(module, RNNBase):
         raise TypeError(f"module: expected an npseq.RNN, npseq.LSTM or npseq.GRU layer, got "
                         f"{type(module).__name__}")
     if module.num_layers != 1 or module.bidirectional:
@@ -62,10 +62,11 @@ def _check_module(module):
                          f"num_layers=1 and bidirectional=False, got "
                          f"num_layers={module.num_layers}, "
                          f"bidirectional={module.bidirectional}")
-    if module.proj_size or getattr(module.kind, "extra_params", ()):
+    if (module.proj_size or module.kind.extra_params or not module.kind.has_weight_ih
+            or not module.kind.has_weight_hh):
         raise ValueError(f"module: RTRL here covers weight_ih, weight_hh and the biases only; "
-                         f"expected no projection (proj_size=0) and no extra cell parameters, "
-                         f"got {module!r}")
+                         f"expected a cell with both and no projection (proj_size=0) and no "
+                         f"extra cell parameters, got {module!r}")
     return module
 
 
@@ -129,18 +130,19 @@ def rtrl_gradients(module, x, dout, dstate=None, state=None) -> RTRLResult:
     True
     """
     m = _check_module(module)
-    xb, unbatched = _time_major(m, x)  # (T, B, D)
+    xb, unbatched = sequence_input(x, m.dtype, m.input_size, m.batch_first)  # (T, B, D)
     T, B = xb.shape[:2]
-    carry = tuple(c[0] for c in m._state_in("state", state, B, unbatched))  # (B, .) each
+    carry = tuple(c[0] for c in m.state_to_carries(state, B, unbatched))  # (B, .) each
     H_out = m.output_size
-    out_shape = ((T, H_out) if unbatched else
-                 (B, T, H_out) if m.batch_first else (T, B, H_out))
-    dout = check_shape("dout", as_array("dout", dout, m.dtype), out_shape, "(the shape of out)")
-    dout = dout[:, None] if unbatched else (dout.transpose(1, 0, 2) if m.batch_first else dout)
-    dlast = np.concatenate([d[0] for d in m._state_in("dstate", dstate, B, unbatched)],
+    out_shape = from_time_major(np.empty((T, B, 0)), m.batch_first, unbatched).shape[:-1]
+    dout = check_shape("dout", as_array("dout", dout, m.dtype), out_shape + (H_out,),
+                       "(the shape of out)")
+    dout = to_time_major(dout, m.batch_first, unbatched)
+    dlast = np.concatenate([d[0] for d in m.state_to_carries(dstate, B, unbatched,
+                                                             argname="dstate")],
                            axis=-1)  # (B, S)
 
-    p = m._layer_params(0, 0)
+    p = m.layer_params(0, 0)
     names = list(p)
     sizes = [c.shape[-1] for c in carry]
     S = sum(sizes)
@@ -180,9 +182,10 @@ def rtrl_gradients(module, x, dout, dstate=None, state=None) -> RTRLResult:
 
     grads, start = {}, 0
     for name in names:
-        grads[name + m._suffix(0, 0)] = grad[start:start + p[name].size].reshape(p[name].shape)
+        grads[name + m.param_suffix(0, 0)] = grad[start:start + p[name].size].reshape(
+            p[name].shape)
         start += p[name].size
-    out = out[:, 0] if unbatched else (out.transpose(1, 0, 2) if m.batch_first else out)
+    out = from_time_major(out, m.batch_first, unbatched)
     split = np.split(dcarry0, np.cumsum(sizes)[:-1], axis=1)
-    return RTRLResult(grads, out, m._state_out(tuple(c[None] for c in carry), unbatched),
-                      m._state_out(tuple(d[None] for d in split), unbatched))
+    return RTRLResult(grads, out, m.carries_to_state(tuple(c[None] for c in carry), unbatched),
+                      m.carries_to_state(tuple(d[None] for d in split), unbatched))

@@ -148,29 +148,36 @@ def _kind(**changes):
     return ELMAN._replace(**changes)
 
 
-@pytest.mark.parametrize("kind,error,message", [
-    ("LSTM", TypeError, "kind: expected an npseq.CellKind"),
-    (_kind(num_gates=0), ValueError, "kind.num_gates"),
-    (_kind(num_gates=1.5), TypeError, "kind.num_gates"),
-    (_kind(num_states=3), ValueError, "kind.num_states"),
-    (_kind(step_forward=None), TypeError, "kind.step_forward"),
-    (_kind(step_backward="f"), TypeError, "kind.step_backward"),
-    (_kind(extra_params=npseq.ParamSpec("a", lambda H: (H,))), TypeError,
-     r"kind.extra_params\[0\]: expected an npseq.ParamSpec"),
-    (_kind(extra_params=None), TypeError, "kind.extra_params"),
-    (_kind(extra_params=(npseq.ParamSpec("weight_hh", lambda H: (H,)),)), ValueError,
-     r"kind.extra_params\[0\].name"),
-    (_kind(extra_params=(npseq.ParamSpec("a", lambda H: (H,)),) * 2), ValueError,
-     r"kind.extra_params\[1\].name"),
-    (_kind(extra_params=(npseq.ParamSpec("a", (3,)),)), TypeError,
-     r"kind.extra_params\[0\].shape"),
-    (_kind(extra_params=(npseq.ParamSpec("a", lambda H: (H,), "ones"),)), TypeError,
-     r"kind.extra_params\[0\].init"),
-])
-def test_malformed_kinds_fail_naming_the_field(kind, error, message):
-    for build in (lambda: npseq.Recurrent(kind, 3, 4), lambda: npseq.RecurrentCell(kind, 3, 4)):
-        with pytest.raises(error, match=f"^{message}"):
+def test_a_kind_that_is_not_a_cellkind_fails_naming_the_argument():
+    for build in (lambda: npseq.Recurrent("LSTM", 3, 4), lambda: npseq.RecurrentCell("LSTM", 3, 4)):
+        with pytest.raises(TypeError, match="^kind: expected an npseq.CellKind"):
             build()
+
+
+@pytest.mark.parametrize("changes,error,message", [
+    (dict(num_gates=0), ValueError, "CellKind.num_gates"),
+    (dict(num_gates=1.5), TypeError, "CellKind.num_gates"),
+    (dict(num_states=3), ValueError, "CellKind.num_states"),
+    (dict(step_forward=None), TypeError, "CellKind.step_forward"),
+    (dict(step_backward="f"), TypeError, "CellKind.step_backward"),
+    (dict(extra_params=npseq.ParamSpec("a", lambda H: (H,))), TypeError,
+     r"CellKind.extra_params\[0\]: expected an npseq.ParamSpec"),
+    (dict(extra_params=None), TypeError, "CellKind.extra_params"),
+    (dict(extra_params=(npseq.ParamSpec("weight_hh", ("H",)),)), ValueError,
+     r"CellKind.extra_params\[0\].name"),
+    (dict(extra_params=(npseq.ParamSpec("a", ("H",)),) * 2), ValueError,
+     r"CellKind.extra_params\[1\].name"),
+    (dict(extra_params=(npseq.ParamSpec("a", ("X",)),)), TypeError,
+     r"CellKind.extra_params\[0\].shape"),
+    (dict(extra_params=(npseq.ParamSpec("a", 3),)), TypeError,
+     r"CellKind.extra_params\[0\].shape"),
+    (dict(extra_params=(npseq.ParamSpec("a", ("H",), "ones"),)), TypeError,
+     r"CellKind.extra_params\[0\].init"),
+    (dict(has_weight_hh="no"), TypeError, "CellKind.has_weight_hh"),
+])
+def test_malformed_kinds_fail_when_built_naming_the_field(changes, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        _kind(**changes)
 
 
 def test_recurrent_validates_the_layer_arguments_as_the_builtins():

@@ -1,4 +1,6 @@
 """Sequential and LastStep: finite differences of every parameter, shared arrays, API."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -63,10 +65,11 @@ def test_lstm_laststep_linear_with_lengths_and_batch_first():
     errors = check_model(model, x, lengths=lengths)
     assert max(errors.values()) < 1e-7, errors
     # the output is the head of each sequence's last valid step
-    y, _ = model(x, lengths=lengths)
     with npseq.no_grad():
         out, _ = model[0](x, lengths=lengths)
-    np.testing.assert_allclose(y, model[2](out[np.arange(3), lengths - 1]), rtol=1e-14)
+        head = model[2](out[np.arange(3), lengths - 1])
+    y, _ = model(x, lengths=lengths)
+    np.testing.assert_allclose(y, head, rtol=1e-14)
     model.backward(np.zeros_like(y))
 
 
@@ -144,25 +147,34 @@ def test_state_dict_round_trip_and_train_eval():
         b.load_state_dict({k: v for k, v in sd.items() if k != "1.bias"})
 
 
-def test_backward_pairs_forwards_last_in_first_out():
+def test_backward_pairs_with_the_latest_forward_and_a_dropped_one_is_flagged():
     rng = np.random.default_rng(5)
     model = npseq.Sequential(npseq.RNN(2, 3, seed=0), npseq.LastStep(),
                              npseq.Linear(3, 1, seed=1))
     x1, x2 = rng.standard_normal((4, 2, 2)), rng.standard_normal((3, 5, 2))
-    d1, d2 = rng.standard_normal((2, 1)), rng.standard_normal((5, 1))
+    d2 = rng.standard_normal((5, 1))
     model(x1)
-    model(x2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model(x2)
+    assert [w.category for w in caught] == [npseq.UnpairedForwardWarning]  # once, not 3x
+    assert "no_grad" in str(caught[0].message) and "clear_records" in str(caught[0].message)
     dx2, _ = model.backward(d2)
-    dx1, _ = model.backward(d1)
-    assert dx1.shape == x1.shape and dx2.shape == x2.shape
-    both = {k: g.copy() for k, g in model.grads.items()}
+    assert dx2.shape == x2.shape
+    got = {k: g.copy() for k, g in model.grads.items()}
     model.zero_grad()
-    model(x1)
-    np.testing.assert_allclose(model.backward(d1)[0], dx1, rtol=1e-14)
     model(x2)
     model.backward(d2)
-    for k in both:
-        np.testing.assert_allclose(model.grads[k], both[k], rtol=1e-13)
+    for k in got:
+        np.testing.assert_array_equal(model.grads[k], got[k])
+    with pytest.raises(RuntimeError, match="no forward call to pair it with"):
+        model.backward(d2)
+    model(x1)
+    assert model.pending_records == 1
+    model.clear_records()
+    assert model.pending_records == 0 and all(m.pending_records == 0 for m in model)
+    with pytest.raises(RuntimeError, match="no forward call to pair it with"):
+        model.backward(rng.standard_normal((2, 1)))
 
 
 def test_laststep_layouts_and_bidirectional():

@@ -53,14 +53,14 @@ def test_linear_forward_is_the_affine_map_and_init_is_torchs_range():
     np.testing.assert_allclose(lin(x), np.einsum("ni,oi->no", x, W) + b, rtol=1e-13)
 
 
-def test_linear_grads_accumulate_and_backward_is_lifo():
+def test_linear_grads_accumulate_and_backward_pairs_with_the_latest_forward():
     rng = np.random.default_rng(0)
     lin = npseq.Linear(3, 2, seed=0)
     x1, x2 = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
     d1, d2 = rng.standard_normal((4, 2)), rng.standard_normal((5, 2))
-    lin(x1)
     lin(x2)
-    dx2 = lin.backward(d2)  # pairs with x2, the most recent call
+    dx2 = lin.backward(d2)
+    lin(x1)
     dx1 = lin.backward(d1)
     assert dx2.shape == (5, 3) and dx1.shape == (4, 3)
     np.testing.assert_allclose(lin.grads["weight"], d1.T @ x1 + d2.T @ x2, rtol=1e-13)

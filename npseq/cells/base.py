@@ -1,9 +1,10 @@
-"""What every cell shares: the input projection, the weight gradients, one step of a cell.
+"""What every cell shares: the cell contract, the input projection, the weight gradients.
 
 A recurrent cell is split in two parts that every cell in npseq shares:
 
 1. The *input projection* ``gx = x W_ih^T + b_ih``. It does not depend on the carry, so the
    BPTT driver computes it for all time steps in one matrix product before the time loop.
+   A kind without input weights (``has_weight_ih=False``) gets ``gx = x`` itself.
 2. The *recurrence* ``carry, cache = step_forward(gx, carry_prev, p)``: everything that
    depends on the previous carry, including the recurrent product ``h_prev W_hh^T + b_hh``.
    Its backward ``step_backward(dcarry, cache, p)`` returns a :class:`StepGrads`: the
@@ -16,61 +17,207 @@ The gradients of ``weight_ih``, ``weight_hh`` and the biases are sums of outer p
 matrix product each, for one step (``(B, .)`` arrays) or for a whole sequence
 (``(T, B, .)`` arrays) alike.
 
-``p`` is a dict of one layer's parameters keyed without the PyTorch layer suffix:
-``weight_ih (G*H, D)``, ``weight_hh (G*H, H_out)``, optional ``bias_ih (G*H,)``,
-``bias_hh (G*H,)`` and ``weight_hr (H_out, H)``.
+``p`` is a dict of one layer's parameters keyed without the PyTorch layer suffix (see
+:mod:`npseq.params`): ``weight_ih (G*H, D)``, ``weight_hh (G*H, H_out)``, optional
+``bias_ih (G*H,)``, ``bias_hh (G*H,)``, ``weight_hr (H_out, H)``, and the kind's own
+parameters.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+import dataclasses
+import inspect
+import numbers
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
+
+__all__ = ["StepGrads", "ParamSpec", "CellKind", "check_kind", "input_projection",
+           "input_backward", "param_grads", "cell_forward", "cell_backward", "add_grads", "STANDARD_PARAMS"]
+
+#: The parameters the driver knows by name; a kind's own parameters take other names.
+STANDARD_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 class StepGrads(NamedTuple):
     """Gradients returned by a cell's ``step_backward``."""
 
-    dgx: np.ndarray  # (B, G*H) gradient of the input projection gx = x W_ih^T + b_ih
-    dgh: np.ndarray  # (B, G*H) gradient of the recurrent projection gh = h_prev W_hh^T + b_hh
+    dgx: np.ndarray  # (B, G*H) gradient of gx (x W_ih^T + b_ih, or x itself without W_ih)
+    dgh: Optional[np.ndarray]  # (B, G*H) gradient of gh = h_prev W_hh^T + b_hh; None for a
+    # kind without weight_hh
     dcarry_prev: tuple  # ((B, H_out),) or ((B, H_out), (B, H)): gradient of the previous carry
     dparams: dict  # gradients of the cell's other parameters (e.g. "weight_hr"), maybe empty;
     # a key the driver also forms ("weight_hh", "bias_hh") is added to its after-loop gradient
+
+
+#: One axis of a :class:`ParamSpec` shape: a size, or the name of a size of the layer.
+Dim = Union[int, str]
+_DIMS = ("H", "D", "G*H")  # hidden_size, the layer's input size, num_gates * hidden_size
 
 
 class ParamSpec(NamedTuple):
     """A parameter of a cell besides ``weight_ih``, ``weight_hh``, the biases and ``weight_hr``.
 
     Layers name it with the layer suffix (``name + "_l0"``); ``p`` holds it as ``name``.
+
+    ``shape`` is a tuple whose entries are sizes or the names ``"H"`` (hidden_size), ``"D"``
+    (the input size of the layer) and ``"G*H"`` (gates times hidden_size), e.g. ``(3, "H")``;
+    a function ``hidden_size -> shape`` is accepted too (a module-level one, so that the
+    kind pickles). ``init`` is None for U(-1/sqrt(H), 1/sqrt(H)) as the weights, a number to
+    fill the parameter with, or a function ``(rng, shape) -> array`` (module-level, again
+    for pickling), e.g. IndRNN's ``u`` drawn from U(0, 1).
     """
 
     name: str  # e.g. "weight_ch"
-    shape: Callable[[int], tuple]  # hidden_size -> shape, e.g. lambda H: (3, H)
-    init: Optional[float] = None  # None: U(-1/sqrt(H), 1/sqrt(H)) as the weights; else filled
+    shape: Any  # tuple of Dim, e.g. (3, "H"); or a function hidden_size -> shape
+    init: Any = None  # None, a number, or a function (rng, shape) -> ndarray
+
+    def resolve_shape(self, hidden_size: int, input_size: int, num_gates: int) -> tuple:
+        """The concrete shape for a layer of these sizes."""
+        if callable(self.shape):
+            return tuple(int(n) for n in self.shape(hidden_size))
+        sizes = {"H": hidden_size, "D": input_size, "G*H": num_gates * hidden_size}
+        return tuple(sizes[n] if isinstance(n, str) else int(n) for n in self.shape)
 
 
-class CellKind(NamedTuple):
-    """A cell as the BPTT driver sees it: sizes and the pair of step functions.
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
-    ``step_forward(gx, carry, p) -> (carry, cache)`` and
-    ``step_backward(dcarry, cache, p) -> StepGrads``. Every cache has a field ``h_prev``.
-    See ``docs/custom_cells.md`` for writing one.
+
+@dataclasses.dataclass(frozen=True)
+class CellKind:
+    """A cell as the BPTT driver sees it: its sizes, its parameters and its two step functions.
+
+    The contract (checked here, when the kind is built, so that a malformed kind fails at
+    once with the field named):
+
+    ``step_forward(gx, carry, p) -> (carry, cache)``
+        ``gx (B, G*H)`` is the input projection ``x W_ih^T + b_ih`` of the step (``x``
+        itself, ``(B, D)``, for a kind with ``has_weight_ih=False``); ``carry`` a tuple of
+        ``num_states`` arrays ``(B, .)`` whose first is ``h``, the step's output; ``p`` the
+        layer's parameters without suffix. Returns the new carry (same structure) and a
+        cache. A kind with ``has_weight_hh`` keeps the ``h`` that entered the recurrent
+        product as the cache's field ``h_prev``. Nothing passed in is modified.
+    ``step_backward(dcarry, cache, p) -> StepGrads``
+        ``dcarry`` is the gradient of the new carry (the step's output gradient already
+        added to ``dcarry[0]``). Returns :class:`StepGrads`: ``dgx`` shaped like ``gx``;
+        ``dgh (B, G*H)``, the gradient of ``h_prev W_hh^T + b_hh`` (None without
+        ``weight_hh``; it may be the very array ``dgx`` when the two are equal, at some
+        steps and not at others); ``dcarry_prev`` complete (including ``dgh W_hh``);
+        ``dparams``, the gradients of the kind's other parameters summed over the batch.
+        If ``step_backward`` has a keyword parameter ``out``, the driver passes a
+        ``(B, G*H)`` buffer there; the step may write ``dgx`` into it and return it, or
+        return any other array as ``dgx``: the driver uses what is returned.
+
+    Attributes
+    ----------
+    name : str
+        Shown in ``repr`` (e.g. "LSTM", "GRU", "RNN_TANH").
+    num_gates : int
+        G: ``weight_ih`` and ``weight_hh`` have ``G * hidden_size`` rows.
+    num_states : int
+        1 for the carry ``(h,)``, 2 for ``(h, c)``.
+    step_forward, step_backward : callables, as above
+    extra_params : tuple of ParamSpec
+        The kind's own parameters.
+    has_weight_ih : bool, default True
+        The kind has ``weight_ih (G*H, D)`` (and ``bias_ih`` with ``bias=True``).
+    has_weight_hh : bool, default True
+        The kind has ``weight_hh (G*H, H_out)`` (and ``bias_hh`` with ``bias=True``).
+    supports_proj_size : bool, default False
+        Layers of this kind accept ``proj_size`` (``weight_hr``), as the plain LSTM.
+    backward_takes_out : bool
+        Derived: whether ``step_backward`` declares ``out``.
     """
 
-    name: str  # "RNN_TANH", "RNN_RELU", "LSTM" or "GRU"
-    num_gates: int  # G: rows of weight_ih are G * hidden_size
-    num_states: int  # 1 for (h,), 2 for (h, c)
+    name: str
+    num_gates: int
+    num_states: int
     step_forward: Callable[..., tuple]
     step_backward: Callable[..., StepGrads]
-    extra_params: tuple = ()  # ParamSpecs of the cell's own parameters (e.g. peepholes)
+    extra_params: tuple = ()
+    has_weight_ih: bool = True
+    has_weight_hh: bool = True
+    supports_proj_size: bool = False
+    backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        where = "CellKind"
+        if not isinstance(self.name, str):
+            raise TypeError(f"{where}.name: expected a string, got {self.name!r}")
+        if not _is_int(self.num_gates):
+            raise TypeError(f"{where}.num_gates: expected an integer >= 1, got "
+                            f"{self.num_gates!r}")
+        if self.num_gates < 1:
+            raise ValueError(f"{where}.num_gates: expected an integer >= 1, got "
+                             f"{self.num_gates!r}")
+        if not _is_int(self.num_states) or self.num_states not in (1, 2):
+            raise ValueError(f"{where}.num_states: expected 1 (carry (h,)) or 2 (carry "
+                             f"(h, c)), got {self.num_states!r}")
+        for field in ("step_forward", "step_backward"):
+            if not callable(getattr(self, field)):
+                raise TypeError(f"{where}.{field}: expected a function, got "
+                                f"{type(getattr(self, field)).__name__}")
+        for field in ("has_weight_ih", "has_weight_hh", "supports_proj_size"):
+            if not isinstance(getattr(self, field), (bool, np.bool_)):
+                raise TypeError(f"{where}.{field}: expected True or False, got "
+                                f"{getattr(self, field)!r}")
+        if not isinstance(self.extra_params, (tuple, list)):
+            raise TypeError(f"{where}.extra_params: expected a tuple of npseq.ParamSpec, got "
+                            f"{type(self.extra_params).__name__}")
+        seen = set(STANDARD_PARAMS)
+        for j, spec in enumerate(self.extra_params):
+            at = f"{where}.extra_params[{j}]"
+            if not isinstance(spec, ParamSpec):
+                raise TypeError(f"{at}: expected an npseq.ParamSpec, got {type(spec).__name__}")
+            if (not isinstance(spec.name, str) or not spec.name.isidentifier()
+                    or spec.name in seen):
+                raise ValueError(f"{at}.name: expected a new identifier (not one of "
+                                 f"{sorted(seen)}), got {spec.name!r}")
+            seen.add(spec.name)
+            if not callable(spec.shape) and not (
+                    isinstance(spec.shape, tuple)
+                    and all((_is_int(n) and n >= 0) or n in _DIMS for n in spec.shape)):
+                raise TypeError(f"{at}.shape: expected a tuple of sizes and of the names "
+                                f"{list(_DIMS)} (e.g. (3, 'H')), or a function hidden_size "
+                                f"-> shape, got {spec.shape!r}")
+            if spec.init is not None and not callable(spec.init) and (
+                    isinstance(spec.init, (bool, np.bool_))
+                    or not isinstance(spec.init, numbers.Real)):
+                raise TypeError(f"{at}.init: expected None, a number or a function (rng, "
+                                f"shape) -> array, got {spec.init!r}")
+        object.__setattr__(self, "extra_params", tuple(self.extra_params))
+        object.__setattr__(self, "backward_takes_out", _declares_out(self.step_backward))
+
+    def _replace(self, **changes) -> "CellKind":
+        """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""
+        return dataclasses.replace(self, **changes)
+
+
+def _declares_out(step_backward) -> bool:
+    """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
+    try:
+        return "out" in inspect.signature(step_backward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def check_kind(kind, name: str = "kind") -> CellKind:
+    """``kind`` if it is a :class:`CellKind` (checked when it was built), else a TypeError."""
+    if not isinstance(kind, CellKind):
+        raise TypeError(f"{name}: expected an npseq.CellKind, got {type(kind).__name__}")
+    return kind
 
 
 def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
     """``gx = x W_ih^T + b_ih`` for ``x`` of shape ``(..., D)``; returns ``(..., G*H)``.
 
-    One 2-D product over all the leading axes: NumPy runs ``(T, B, D) @ (D, G*H)`` as T
-    separate ``(B, D)`` products, 1.3x (B = 64) to 2.5x (B = 1) slower than the same rows as
-    one ``(T*B, D)`` product.
+    Without ``weight_ih`` in ``p`` (a kind with ``has_weight_ih=False``) ``gx`` is ``x``
+    itself. One 2-D product over all the leading axes: NumPy runs ``(T, B, D) @ (D, G*H)`` as
+    T separate ``(B, D)`` products, 1.3x (B = 64) to 2.5x (B = 1) slower than the same rows
+    as one ``(T*B, D)`` product.
     """
+    if "weight_ih" not in p:
+        return x
     w = p["weight_ih"]
     gx = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
     if "bias_ih" in p:
@@ -78,26 +225,39 @@ def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
     return gx
 
 
-def param_grads(x: np.ndarray, h_prev: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
-                p: dict) -> dict:
-    """Gradients of ``weight_ih``, ``weight_hh`` and the biases, summed over leading axes.
+def input_backward(dgx: np.ndarray, p: dict) -> np.ndarray:
+    """``dx = dgx W_ih``, the backward of :func:`input_projection` for ``x`` (``dgx``
+    itself without ``weight_ih``)."""
+    if "weight_ih" not in p:
+        return dgx
+    return dgx @ p["weight_ih"]
+
+
+def param_grads(x: np.ndarray, h_prev: Optional[np.ndarray], dgx: np.ndarray,
+                dgh: Optional[np.ndarray], p: dict) -> dict:
+    """Gradients of ``weight_ih``, ``weight_hh`` and the biases in ``p``, summed over
+    leading axes.
 
     ``x (..., D)``, ``h_prev (..., H_out)``, ``dgx`` and ``dgh (..., G*H)``, where ``...`` is
     ``(B,)`` for one step or ``(T, B)`` for a sequence::
 
         dW_ih = sum dgx^T x        db_ih = sum dgx
         dW_hh = sum dgh^T h_prev   db_hh = sum dgh
+
+    A kind without ``weight_ih`` (or ``weight_hh``) has neither the weight nor its bias, and
+    gets no gradient for them.
     """
-    gh_size = dgx.shape[-1]
-    dgx2 = dgx.reshape(-1, gh_size)
-    dgh2 = dgh.reshape(-1, gh_size)
-    grads = {
-        "weight_ih": dgx2.T @ x.reshape(-1, x.shape[-1]),
-        "weight_hh": dgh2.T @ h_prev.reshape(-1, h_prev.shape[-1]),
-    }
-    if "bias_ih" in p:
-        grads["bias_ih"] = dgx2.sum(axis=0)
-        grads["bias_hh"] = dgh2.sum(axis=0)
+    grads = {}
+    if "weight_ih" in p:
+        dgx2 = dgx.reshape(-1, dgx.shape[-1])  # (rows, G*H)
+        grads["weight_ih"] = dgx2.T @ x.reshape(-1, x.shape[-1])
+        if "bias_ih" in p:
+            grads["bias_ih"] = dgx2.sum(axis=0)
+    if "weight_hh" in p:
+        dgh2 = dgh.reshape(-1, dgh.shape[-1])
+        grads["weight_hh"] = dgh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
+        if "bias_hh" in p:
+            grads["bias_hh"] = dgh2.sum(axis=0)
     return grads
 
 
@@ -125,9 +285,9 @@ def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict):
         dx = dgx W_ih
     """
     g = kind.step_backward(dcarry, cache.step, p)
-    dx = g.dgx @ p["weight_ih"]
-    dparams = add_grads(param_grads(cache.x, cache.step.h_prev, g.dgx, g.dgh, p), g.dparams)
-    return dx, g.dcarry_prev, dparams
+    h_prev = cache.step.h_prev if "weight_hh" in p else None
+    dparams = add_grads(param_grads(cache.x, h_prev, g.dgx, g.dgh, p), g.dparams)
+    return input_backward(g.dgx, p), g.dcarry_prev, dparams
 
 
 def add_grads(total: dict, grads: dict) -> dict:

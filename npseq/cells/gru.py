@@ -9,8 +9,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, StepGrads
+
+TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 
 class GRUCache(NamedTuple):
@@ -21,7 +23,7 @@ class GRUCache(NamedTuple):
     gh_n: np.ndarray  # (B, H) W_hn h_prev + b_hn, which r multiplies
 
 
-def gru_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigmoid"):
+def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
     """One GRU step.
 
     Parameters
@@ -30,7 +32,7 @@ def gru_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigm
         Input projection ``W_ih x + b_ih``, gate blocks in the order (r, z, n).
     carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
     p : dict with ``weight_hh (3H, H)`` and optionally ``bias_hh (3H,)``
-    activation, recurrent_activation : str
+    activation, recurrent_activation : npseq.activations.Activation
         Replace tanh (on n) and sigmoid (on r, z); PyTorch's GRU has the defaults.
 
     Returns
@@ -48,8 +50,8 @@ def gru_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigm
         n = tanh(gx_n + r * gh_n)
         h = (1 - z) * n + z * h_prev
     """
-    tanh = get_activation(activation, "activation").fn
-    sigmoid = get_activation(recurrent_activation, "recurrent_activation").fn
+    tanh = activation.fn
+    sigmoid = recurrent_activation.fn
     (h_prev,) = carry
     H = h_prev.shape[-1]
     gh = h_prev @ p["weight_hh"].T  # (B, 3H)
@@ -63,7 +65,7 @@ def gru_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigm
     return (h,), GRUCache(h_prev, r, z, n, gh_n)
 
 
-def gru_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation="sigmoid",
+def gru_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
                       *, out=None):
     """Backward of :func:`gru_step_forward`.
 
@@ -72,7 +74,7 @@ def gru_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation=
     dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
     cache : GRUCache
     p : dict with ``weight_hh (3H, H)``
-    activation, recurrent_activation : str, as in the forward
+    activation, recurrent_activation : Activation, as in the forward
     out : ndarray, shape (B, 3H), optional
         Where to write ``dgx`` (the BPTT driver passes a row of its block of ``dgx``).
 
@@ -96,8 +98,8 @@ def gru_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation=
         dgh_n = da_n * r                      dgh = (da_r, da_z, dgh_n)
         dh_prev = dh_prev + dgh W_hh
     """
-    tanh_grad = get_activation(activation, "activation").grad
-    sigmoid_grad = get_activation(recurrent_activation, "recurrent_activation").grad
+    tanh_grad = activation.grad
+    sigmoid_grad = recurrent_activation.grad
     (dh,) = dcarry
     r, z, n, gh_n = cache.r, cache.z, cache.n, cache.gh_n
     H = r.shape[-1]

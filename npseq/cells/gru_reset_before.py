@@ -19,8 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, StepGrads
+
+TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 
 class ResetBeforeGRUCache(NamedTuple):
@@ -31,8 +33,8 @@ class ResetBeforeGRUCache(NamedTuple):
     n: np.ndarray  # (B, H) candidate
 
 
-def gru_reset_before_step_forward(gx, carry, p, activation="tanh",
-                                  recurrent_activation="sigmoid"):
+def gru_reset_before_step_forward(gx, carry, p, activation=TANH,
+                                  recurrent_activation=SIGMOID):
     """One step of the GRU with the reset gate before the hidden product.
 
     Parameters
@@ -41,7 +43,7 @@ def gru_reset_before_step_forward(gx, carry, p, activation="tanh",
         Input projection ``W_ih x + b_ih``, gate blocks in the order (r, z, n).
     carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
     p : dict with ``weight_hh (3H, H)`` and optionally ``bias_hh (3H,)``
-    activation, recurrent_activation : str
+    activation, recurrent_activation : npseq.activations.Activation
         ``act`` (default "tanh") and ``sig`` (default "sigmoid") below.
 
     Returns
@@ -60,8 +62,8 @@ def gru_reset_before_step_forward(gx, carry, p, activation="tanh",
         n = act(gx_n + W_hn rh + b_hn)
         h = (1 - z) * n + z * h_prev
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     (h_prev,) = carry
     H = h_prev.shape[-1]
     W_hh = p["weight_hh"]
@@ -81,8 +83,8 @@ def gru_reset_before_step_forward(gx, carry, p, activation="tanh",
     return (h,), ResetBeforeGRUCache(h_prev, r, z, rh, n)
 
 
-def gru_reset_before_step_backward(dcarry, cache, p, activation="tanh",
-                                   recurrent_activation="sigmoid"):
+def gru_reset_before_step_backward(dcarry, cache, p, activation=TANH,
+                                   recurrent_activation=SIGMOID):
     """Backward of :func:`gru_reset_before_step_forward`.
 
     Parameters
@@ -90,7 +92,7 @@ def gru_reset_before_step_backward(dcarry, cache, p, activation="tanh",
     dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
     cache : ResetBeforeGRUCache
     p : dict with ``weight_hh (3H, H)`` and optionally ``bias_hh (3H,)``
-    activation, recurrent_activation : str, as in the forward
+    activation, recurrent_activation : Activation, as in the forward
 
     Returns
     -------
@@ -115,8 +117,8 @@ def gru_reset_before_step_backward(dcarry, cache, p, activation="tanh",
         da_r = dr * sig'(r)
         dh_prev = dh_prev + da_r W_hr + da_z W_hz
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     (dh,) = dcarry
     r, z, rh, n, h_prev = cache.r, cache.z, cache.rh, cache.n, cache.h_prev
     H = h_prev.shape[-1]

@@ -9,8 +9,10 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, StepGrads
+
+TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 
 class LSTMCache(NamedTuple):
@@ -24,7 +26,7 @@ class LSTMCache(NamedTuple):
     m: Optional[np.ndarray]  # (B, H) o * tanh(c), kept only with a projection
 
 
-def lstm_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigmoid"):
+def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
     """One LSTM step.
 
     Parameters
@@ -34,7 +36,7 @@ def lstm_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sig
     carry : tuple ``(h_prev, c_prev)`` of shapes (B, H_out), (B, H)
     p : dict with ``weight_hh (4H, H_out)``, optional ``bias_hh (4H,)`` and
         ``weight_hr (H_out, H)``; ``H_out`` is ``proj_size`` with a projection, else H.
-    activation, recurrent_activation : str
+    activation, recurrent_activation : npseq.activations.Activation
         Replace tanh (on g and c) and sigmoid (on i, f, o); PyTorch's LSTM has the defaults.
 
     Returns
@@ -55,8 +57,8 @@ def lstm_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sig
         h = o * tanh(c)                      without projection
         h = W_hr (o * tanh(c))               with projection
     """
-    tanh = get_activation(activation, "activation").fn
-    sigmoid = get_activation(recurrent_activation, "recurrent_activation").fn
+    tanh = activation.fn
+    sigmoid = recurrent_activation.fn
     h_prev, c_prev = carry
     H = c_prev.shape[-1]
     a = h_prev @ p["weight_hh"].T  # (B, 4H)
@@ -78,7 +80,7 @@ def lstm_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sig
     return (h, c), LSTMCache(h_prev, c_prev, i, f, g, o, tc, m)
 
 
-def lstm_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation="sigmoid",
+def lstm_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
                        *, out=None):
     """Backward of :func:`lstm_step_forward`.
 
@@ -87,7 +89,7 @@ def lstm_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation
     dcarry : tuple ``(dh, dc)`` of shapes (B, H_out), (B, H): gradients of the new carry
     cache : LSTMCache
     p : dict with ``weight_hh`` and, with a projection, ``weight_hr``
-    activation, recurrent_activation : str, as in the forward
+    activation, recurrent_activation : Activation, as in the forward
     out : ndarray, shape (B, 4H), optional
         Where to write ``da`` (the BPTT driver passes a row of its block of ``dgx``).
 
@@ -115,8 +117,8 @@ def lstm_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation
         da_o = do * o * (1 - o)
         dh_prev = da W_hh
     """
-    tanh_grad = get_activation(activation, "activation").grad
-    sigmoid_grad = get_activation(recurrent_activation, "recurrent_activation").grad
+    tanh_grad = activation.grad
+    sigmoid_grad = recurrent_activation.grad
     dh, dc = dcarry
     i, f, g, o, tc = cache.i, cache.f, cache.g, cache.o, cache.tc
     dparams = {}
@@ -139,4 +141,4 @@ def lstm_step_backward(dcarry, cache, p, activation="tanh", recurrent_activation
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev, dc_prev), dparams=dparams)
 
 
-LSTM = CellKind("LSTM", 4, 2, lstm_step_forward, lstm_step_backward)
+LSTM = CellKind("LSTM", 4, 2, lstm_step_forward, lstm_step_backward, supports_proj_size=True)

@@ -31,8 +31,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
+
+TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 LN_EPS = 1e-5
 
@@ -110,8 +112,8 @@ class LayerNormLSTMCache(NamedTuple):
     tc: np.ndarray  # (B, H) act(LN_c(c))
 
 
-def lstm_layernorm_step_forward(gx, carry, p, activation="tanh",
-                                recurrent_activation="sigmoid"):
+def lstm_layernorm_step_forward(gx, carry, p, activation=TANH,
+                                recurrent_activation=SIGMOID):
     """One layer-normalised LSTM step.
 
     Parameters
@@ -122,7 +124,7 @@ def lstm_layernorm_step_forward(gx, carry, p, activation="tanh",
     p : dict with ``weight_hh (4H, H)``, optionally ``bias_hh (4H,)``, and the gains and
         biases ``ln_ih_weight``, ``ln_ih_bias``, ``ln_hh_weight``, ``ln_hh_bias`` (4H,),
         ``ln_c_weight``, ``ln_c_bias`` (H,)
-    activation, recurrent_activation : str
+    activation, recurrent_activation : npseq.activations.Activation
         ``act`` (default "tanh") and ``sig`` (default "sigmoid") below.
 
     Returns
@@ -143,8 +145,8 @@ def lstm_layernorm_step_forward(gx, carry, p, activation="tanh",
         c = f * c_prev + i * g
         h = o * act(LN_c(c))
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     h_prev, c_prev = carry
     H = c_prev.shape[-1]
     gh = h_prev @ p["weight_hh"].T  # (B, 4H)
@@ -164,8 +166,8 @@ def lstm_layernorm_step_forward(gx, carry, p, activation="tanh",
     return (h, c), LayerNormLSTMCache(h_prev, c_prev, ln_ih, ln_hh, i, f, g, o, ln_c, tc)
 
 
-def lstm_layernorm_step_backward(dcarry, cache, p, activation="tanh",
-                                 recurrent_activation="sigmoid"):
+def lstm_layernorm_step_backward(dcarry, cache, p, activation=TANH,
+                                 recurrent_activation=SIGMOID):
     """Backward of :func:`lstm_layernorm_step_forward`.
 
     Parameters
@@ -173,7 +175,7 @@ def lstm_layernorm_step_backward(dcarry, cache, p, activation="tanh",
     dcarry : tuple ``(dh, dc)``, each of shape (B, H): gradients of the new carry
     cache : LayerNormLSTMCache
     p : dict with ``weight_hh (4H, H)``
-    activation, recurrent_activation : str, as in the forward
+    activation, recurrent_activation : Activation, as in the forward
 
     Returns
     -------
@@ -200,8 +202,8 @@ def lstm_layernorm_step_backward(dcarry, cache, p, activation="tanh",
         dgx, dgamma_ih, dbeta_ih = LN_backward(da)      (of LN_ih)
         dh_prev = dgh W_hh
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     dh, dc = dcarry
     i, f, g, o, tc = cache.i, cache.f, cache.g, cache.o, cache.tc
     do = dh * tc
@@ -227,9 +229,9 @@ def lstm_layernorm_step_backward(dcarry, cache, p, activation="tanh",
 
 LSTM_LAYERNORM = CellKind(
     "LSTM_LAYERNORM", 4, 2, lstm_layernorm_step_forward, lstm_layernorm_step_backward,
-    extra_params=(ParamSpec("ln_ih_weight", lambda H: (4 * H,), 1.0),
-                  ParamSpec("ln_ih_bias", lambda H: (4 * H,), 0.0),
-                  ParamSpec("ln_hh_weight", lambda H: (4 * H,), 1.0),
-                  ParamSpec("ln_hh_bias", lambda H: (4 * H,), 0.0),
-                  ParamSpec("ln_c_weight", lambda H: (H,), 1.0),
-                  ParamSpec("ln_c_bias", lambda H: (H,), 0.0)))
+    extra_params=(ParamSpec("ln_ih_weight", ("G*H",), 1.0),
+                  ParamSpec("ln_ih_bias", ("G*H",), 0.0),
+                  ParamSpec("ln_hh_weight", ("G*H",), 1.0),
+                  ParamSpec("ln_hh_bias", ("G*H",), 0.0),
+                  ParamSpec("ln_c_weight", ("H",), 1.0),
+                  ParamSpec("ln_c_bias", ("H",), 0.0)))

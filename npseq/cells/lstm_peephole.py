@@ -15,8 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
+
+TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 
 class PeepholeLSTMCache(NamedTuple):
@@ -30,7 +32,7 @@ class PeepholeLSTMCache(NamedTuple):
     tc: np.ndarray  # (B, H) act(c)
 
 
-def lstm_peephole_step_forward(gx, carry, p, activation="tanh", recurrent_activation="sigmoid"):
+def lstm_peephole_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
     """One peephole LSTM step.
 
     Parameters
@@ -39,7 +41,7 @@ def lstm_peephole_step_forward(gx, carry, p, activation="tanh", recurrent_activa
         Input projection ``W_ih x + b_ih``, gate blocks in the order (i, f, g, o).
     carry : tuple ``(h_prev, c_prev)``, each of shape (B, H)
     p : dict with ``weight_hh (4H, H)``, ``weight_ch (3, H)`` and optionally ``bias_hh (4H,)``
-    activation, recurrent_activation : str
+    activation, recurrent_activation : npseq.activations.Activation
         ``act`` (default "tanh") and ``sig`` (default "sigmoid") below.
 
     Returns
@@ -59,8 +61,8 @@ def lstm_peephole_step_forward(gx, carry, p, activation="tanh", recurrent_activa
         o = sig(a_o + w_co * c)
         h = o * act(c)
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     h_prev, c_prev = carry
     H = c_prev.shape[-1]
     w_ci, w_cf, w_co = p["weight_ch"]
@@ -78,8 +80,8 @@ def lstm_peephole_step_forward(gx, carry, p, activation="tanh", recurrent_activa
     return (h, c), PeepholeLSTMCache(h_prev, c_prev, i, f, g, c, o, tc)
 
 
-def lstm_peephole_step_backward(dcarry, cache, p, activation="tanh",
-                                recurrent_activation="sigmoid"):
+def lstm_peephole_step_backward(dcarry, cache, p, activation=TANH,
+                                recurrent_activation=SIGMOID):
     """Backward of :func:`lstm_peephole_step_forward`.
 
     Parameters
@@ -87,7 +89,7 @@ def lstm_peephole_step_backward(dcarry, cache, p, activation="tanh",
     dcarry : tuple ``(dh, dc)``, each of shape (B, H): gradients of the new carry
     cache : PeepholeLSTMCache
     p : dict with ``weight_hh (4H, H)`` and ``weight_ch (3, H)``
-    activation, recurrent_activation : str, as in the forward
+    activation, recurrent_activation : Activation, as in the forward
 
     Returns
     -------
@@ -115,8 +117,8 @@ def lstm_peephole_step_backward(dcarry, cache, p, activation="tanh",
         dc_prev = dc * f + da_f * w_cf + da_i * w_ci
         dh_prev = da W_hh
     """
-    act = get_activation(activation, "activation")
-    sig = get_activation(recurrent_activation, "recurrent_activation")
+    act = activation
+    sig = recurrent_activation
     dh, dc = dcarry
     i, f, g, c, o, tc, c_prev = cache.i, cache.f, cache.g, cache.c, cache.o, cache.tc, cache.c_prev
     w_ci, w_cf, w_co = p["weight_ch"]
@@ -141,4 +143,4 @@ def lstm_peephole_step_backward(dcarry, cache, p, activation="tanh",
 
 LSTM_PEEPHOLE = CellKind("LSTM_PEEPHOLE", 4, 2, lstm_peephole_step_forward,
                          lstm_peephole_step_backward,
-                         extra_params=(ParamSpec("weight_ch", lambda H: (3, H)),))
+                         extra_params=(ParamSpec("weight_ch", (3, "H")),))

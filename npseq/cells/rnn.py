@@ -10,8 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import get_activation
+from npseq.activations import ACTIVATIONS
 from npseq.cells.base import CellKind, StepGrads
+
+TANH, RELU = ACTIVATIONS["tanh"], ACTIVATIONS["relu"]
 
 
 class RNNCache(NamedTuple):
@@ -19,7 +21,7 @@ class RNNCache(NamedTuple):
     h: np.ndarray  # (B, H) act(a), the new carry
 
 
-def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
+def rnn_step_forward(gx, carry, p, nonlinearity=TANH):
     """One step of the Elman recurrence.
 
     Parameters
@@ -28,7 +30,7 @@ def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
         Input projection ``W_ih x + b_ih``.
     carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
     p : dict with ``weight_hh (H, H)`` and optionally ``bias_hh (H,)``
-    nonlinearity : {"tanh", "relu"}
+    nonlinearity : npseq.activations.Activation, TANH or RELU
 
     Returns
     -------
@@ -42,7 +44,7 @@ def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
         a = gx + W_hh h_prev + b_hh
         h = act(a)
     """
-    act = get_activation(nonlinearity, "nonlinearity")
+    act = nonlinearity
     (h_prev,) = carry
     a = h_prev @ p["weight_hh"].T  # (B, H)
     a += gx
@@ -52,7 +54,7 @@ def rnn_step_forward(gx, carry, p, nonlinearity="tanh"):
     return (h,), RNNCache(h_prev, h)
 
 
-def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh", *, out=None):
+def rnn_step_backward(dcarry, cache, p, nonlinearity=TANH, *, out=None):
     """Backward of :func:`rnn_step_forward`.
 
     Parameters
@@ -60,7 +62,7 @@ def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh", *, out=None):
     dcarry : tuple ``(dh,)``, dh of shape (B, H): gradient of the new carry
     cache : RNNCache
     p : dict with ``weight_hh (H, H)``
-    nonlinearity : {"tanh", "relu"}
+    nonlinearity : npseq.activations.Activation, TANH or RELU
     out : ndarray, shape (B, H), optional
         Where to write ``da`` (the BPTT driver passes a row of its block of ``dgx``).
 
@@ -76,14 +78,14 @@ def rnn_step_backward(dcarry, cache, p, nonlinearity="tanh", *, out=None):
         da = dh * act'(a)         act' from the output: 1 - h**2 (tanh), [h > 0] (relu)
         dh_prev = da W_hh
     """
-    act = get_activation(nonlinearity, "nonlinearity")
+    act = nonlinearity
     (dh,) = dcarry
     da = np.multiply(dh, act.grad(cache.h), out=out)  # (B, H)
     dh_prev = da @ p["weight_hh"]  # (B, H)
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev,), dparams={})
 
 
-RNN_TANH = CellKind("RNN_TANH", 1, 1, partial(rnn_step_forward, nonlinearity="tanh"),
-                    partial(rnn_step_backward, nonlinearity="tanh"))
-RNN_RELU = CellKind("RNN_RELU", 1, 1, partial(rnn_step_forward, nonlinearity="relu"),
-                    partial(rnn_step_backward, nonlinearity="relu"))
+RNN_TANH = CellKind("RNN_TANH", 1, 1, partial(rnn_step_forward, nonlinearity=TANH),
+                    partial(rnn_step_backward, nonlinearity=TANH))
+RNN_RELU = CellKind("RNN_RELU", 1, 1, partial(rnn_step_forward, nonlinearity=RELU),
+                    partial(rnn_step_backward, nonlinearity=RELU))

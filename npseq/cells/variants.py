@@ -12,7 +12,8 @@ GRU (default)            PyTorch's GRU, ``reset_after=True``         :mod:`.gru`
 
 ``activation`` (default "tanh") replaces tanh on the candidate (and, in an LSTM, on the cell
 output) and ``recurrent_activation`` (default "sigmoid") replaces the sigmoid of the gates,
-as Keras names them; every step function above takes them as keyword arguments. The
+as Keras names them; every step function above takes them as keyword arguments
+(:class:`~npseq.activations.Activation` objects, bound once per kind). The
 defaults return the very CellKind objects of the plain cells.
 """
 from __future__ import annotations
@@ -27,23 +28,24 @@ from npseq.cells.gru_reset_before import GRU_RESET_BEFORE
 from npseq.cells.lstm_layernorm import LSTM_LAYERNORM
 from npseq.cells.lstm_peephole import LSTM_PEEPHOLE
 
-__all__ = ["lstm_kind", "gru_kind", "with_activations", "extra_param_shapes", "VARIANT_DEFAULTS"]
+__all__ = ["lstm_kind", "gru_kind", "with_activations", "VARIANT_DEFAULTS"]
 
 
 def with_activations(kind: CellKind, activation: str = "tanh",
                      recurrent_activation: str = "sigmoid") -> CellKind:
-    """``kind`` with its step functions bound to the given activations.
+    """``kind`` with its step functions bound to the given activations, once.
 
-    Both names are checked (:data:`npseq.activations.ACTIVATIONS`); with the defaults
-    ``kind`` itself is returned.
+    Both names are checked and looked up here (:data:`npseq.activations.ACTIVATIONS`), and
+    the step functions receive the :class:`~npseq.activations.Activation` objects, so no
+    step looks a name up; with the defaults ``kind`` itself is returned.
     """
-    get_activation(activation, "activation")
-    get_activation(recurrent_activation, "recurrent_activation")
+    bound = dict(activation=get_activation(activation, "activation"),
+                 recurrent_activation=get_activation(recurrent_activation,
+                                                     "recurrent_activation"))
     if (activation, recurrent_activation) == ("tanh", "sigmoid"):
         return kind
-    names = dict(activation=activation, recurrent_activation=recurrent_activation)
-    return kind._replace(step_forward=partial(kind.step_forward, **names),
-                         step_backward=partial(kind.step_backward, **names))
+    return kind._replace(step_forward=partial(kind.step_forward, **bound),
+                         step_backward=partial(kind.step_backward, **bound))
 
 
 def lstm_kind(layer_norm=False, peephole=False, activation="tanh",
@@ -66,14 +68,3 @@ def gru_kind(reset_after=True, activation="tanh", recurrent_activation="sigmoid"
 #: The variant options of the LSTM and GRU layers and cells, with their defaults (for repr).
 VARIANT_DEFAULTS = dict(layer_norm=False, peephole=False, reset_after=True, activation="tanh",
                         recurrent_activation="sigmoid")
-
-
-def extra_param_shapes(kind: CellKind, hidden_size: int, suffix: str = ""):
-    """Shapes of ``kind``'s extra parameters, and the constants some are filled with.
-
-    Returns ``(shapes, fill)``: dicts keyed ``spec.name + suffix`` (see
-    :class:`~npseq.cells.base.ParamSpec`).
-    """
-    shapes = {s.name + suffix: tuple(s.shape(hidden_size)) for s in kind.extra_params}
-    fill = {s.name + suffix: s.init for s in kind.extra_params if s.init is not None}
-    return shapes, fill
