@@ -219,13 +219,15 @@ def test_final_state_is_taken_at_each_sequences_last_valid_step(kind):
     m = cfg.build()
     x = rng.standard_normal((5, 3, 3))
     lengths = np.array([3, 5, 1])
-    out, state_n = m(x, lengths=lengths)
+    with npseq.no_grad():
+        out, state_n = m(x, lengths=lengths)
     h_n = unpack_state(state_n)[0]
     H = cfg.output_size
     for b, n in enumerate(lengths):
         np.testing.assert_array_equal(h_n[2, b], out[n - 1, b, :H])  # layer 1, forward
         np.testing.assert_array_equal(h_n[3, b], out[0, b, H:])  # layer 1, reverse
-        alone_out, alone_state = m(x[:n, b])  # unbatched, no padding at all
+        with npseq.no_grad():
+            alone_out, alone_state = m(x[:n, b])  # unbatched, no padding at all
         np.testing.assert_allclose(out[:n, b], alone_out, rtol=1e-13, atol=1e-14)
         for s, a in zip(unpack_state(state_n), unpack_state(alone_state)):
             np.testing.assert_allclose(s[:, b], a, rtol=1e-13, atol=1e-14)
@@ -459,19 +461,21 @@ def test_dropout_mask_is_reused_by_backward_and_off_in_eval(kind):
     for a, b in zip(r1[:2] + tuple(r1[2].values()), r2[:2] + tuple(r2[2].values())):
         np.testing.assert_array_equal(a, b)
     # training mode draws fresh masks on each call; eval() turns dropout off
-    out_a, _ = m(x)
-    out_b, _ = m(x)
+    with npseq.no_grad():
+        out_a, _ = m(x)
+        out_b, _ = m(x)
     assert not np.allclose(out_a, out_b)
     no_dropout = dataclasses.replace(cfg, dropout=0.0).build()  # same seed: same weights
     for k in m.params:
         np.testing.assert_array_equal(m.params[k], no_dropout.params[k])
     m.eval()
     assert not m.training
-    out_eval, _ = m(x)
-    np.testing.assert_array_equal(out_eval, no_dropout(x)[0])
-    np.testing.assert_array_equal(out_eval, m(x)[0])
-    assert m.train() is m and m.training
-    assert not np.allclose(m(x)[0], out_eval)
+    with npseq.no_grad():
+        out_eval, _ = m(x)
+        np.testing.assert_array_equal(out_eval, no_dropout(x)[0])
+        np.testing.assert_array_equal(out_eval, m(x)[0])
+        assert m.train() is m and m.training
+        assert not np.allclose(m(x)[0], out_eval)
 
 
 def test_dropout_scales_kept_values_by_one_over_keep_probability():

@@ -187,11 +187,12 @@ def test_same_seed_same_dropout_masks_and_eval_is_deterministic(kind):
         dx_a, _ = a.backward(np.ones_like(out_a))
         dx_b, _ = b.backward(np.ones_like(out_b))
         np.testing.assert_array_equal(dx_a, dx_b)
-    assert not np.array_equal(a(x)[0], a(x)[0])  # training: fresh masks at every call
-    reference, _ = model(3, dropout=0.0)(x)
-    a.eval()
-    first, _ = a(x)
-    second, _ = a(x)
+    with npseq.no_grad():
+        assert not np.array_equal(a(x)[0], a(x)[0])  # training: fresh masks at every call
+        reference, _ = model(3, dropout=0.0)(x)
+        a.eval()
+        first, _ = a(x)
+        second, _ = a(x)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, reference)  # eval: no dropout at all
     assert not np.array_equal(first, out_a)  # dropout was really on in training
