@@ -123,13 +123,12 @@ def _build(config, where, kinds):
                             for i, c in enumerate(modules)])
     args = dict(config.get("args", {}))
     if "kind" in args:
-        name = args["kind"]
-        if name not in kinds:
-            raise ValueError(f"{where}: the file holds a {config['class']} of the cell kind "
-                             f"{name!r}; pass that npseq.CellKind to load, e.g. "
-                             f"npseq.load(path, kinds=[{name}]) (got kinds for "
-                             f"{sorted(kinds)})")
-        args["kind"] = kinds[name]
+        kind = args["kind"]
+        if kind not in kinds:
+            raise ValueError(f"{where}: the file holds a {name} of the cell kind {kind!r}; "
+                             f"pass that npseq.CellKind to load, e.g. npseq.load(path, "
+                             f"kinds=[{kind}]) (got kinds for {sorted(kinds)})")
+        args["kind"] = kinds[kind]
     try:
         return CLASSES[name](**args)
     except (TypeError, ValueError) as err:
