@@ -57,7 +57,7 @@ def leaky_step_backward(dcarry, cache, p):
 LEAKY_RNN = npseq.CellKind(
     "LEAKY_RNN", num_gates=1, num_states=1,
     step_forward=leaky_step_forward, step_backward=leaky_step_backward,
-    extra_params=(npseq.ParamSpec("leak", shape=lambda H: (H,), init=0.0),))  # lam = 1/2
+    extra_params=(npseq.ParamSpec("leak", shape=("H",), init=0.0),))  # lam = 1/2
 
 
 def main(argv=None):

@@ -17,9 +17,9 @@ TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
 class GRUCache(NamedTuple):
     h_prev: np.ndarray  # (B, H) carry before the step
-    r: np.ndarray  # (B, H) reset gate
-    z: np.ndarray  # (B, H) update gate
-    n: np.ndarray  # (B, H) candidate
+    r: np.ndarray  # (B, H) reset gate, sigma(a_r)
+    z: np.ndarray  # (B, H) update gate, sigma(a_z)
+    n: np.ndarray  # (B, H) candidate, phi(a_n)
     gh_n: np.ndarray  # (B, H) W_hn h_prev + b_hn, which r multiplies
 
 
@@ -33,7 +33,8 @@ def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID
     carry : tuple ``(h_prev,)``, h_prev of shape (B, H)
     p : dict with ``weight_hh (3H, H)`` and optionally ``bias_hh (3H,)``
     activation, recurrent_activation : npseq.activations.Activation
-        Replace tanh (on n) and sigmoid (on r, z); PyTorch's GRU has the defaults.
+        ``phi`` (tanh by default, on n) and ``sigma`` (the sigmoid by default, on r, z);
+        PyTorch's GRU has the defaults.
 
     Returns
     -------
@@ -42,25 +43,24 @@ def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID
 
     Notes
     -----
-    ::
+    With ``sigma = recurrent_activation`` and ``phi = activation``::
 
         gh = W_hh h_prev + b_hh               (B, 3H), split into gh_r, gh_z, gh_n
-        r = sigmoid(gx_r + gh_r)
-        z = sigmoid(gx_z + gh_z)
-        n = tanh(gx_n + r * gh_n)
+        a_r = gx_r + gh_r ;  r = sigma(a_r)
+        a_z = gx_z + gh_z ;  z = sigma(a_z)
+        a_n = gx_n + r * gh_n ;  n = phi(a_n)
         h = (1 - z) * n + z * h_prev
     """
-    tanh = activation.fn
-    sigmoid = recurrent_activation.fn
+    sigma, phi = recurrent_activation, activation
     (h_prev,) = carry
     H = h_prev.shape[-1]
     gh = h_prev @ p["weight_hh"].T  # (B, 3H)
     if "bias_hh" in p:
         gh += p["bias_hh"]
-    r = sigmoid(gx[:, :H] + gh[:, :H])
-    z = sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
+    r = sigma.fn(gx[:, :H] + gh[:, :H])
+    z = sigma.fn(gx[:, H:2 * H] + gh[:, H:2 * H])
     gh_n = gh[:, 2 * H:]
-    n = tanh(gx[:, 2 * H:] + r * gh_n)
+    n = phi.fn(gx[:, 2 * H:] + r * gh_n)
     h = (1 - z) * n + z * h_prev
     return (h,), GRUCache(h_prev, r, z, n, gh_n)
 
@@ -86,34 +86,32 @@ def gru_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SI
 
     Notes
     -----
-    One line a derivative, in reverse order of the forward (``a_n = gx_n + r * gh_n``)::
+    One line a derivative, in reverse order of the forward; ``sigma'`` and ``phi'`` are
+    written from the outputs (``s (1 - s)`` and ``1 - t**2`` for the defaults)::
 
         dn = dh * (1 - z)
         dz = dh * (h_prev - n)
-        dh_prev = dh * z                      (direct path; the gates add dgh W_hh below)
-        da_n = dn * (1 - n**2)
+        dh_prev = dh * z                      the direct path; the gates add dgh W_hh below
+        da_n = dn * phi'(n)
         dr = da_n * gh_n
-        da_z = dz * z * (1 - z)
-        da_r = dr * r * (1 - r)
-        dgh_n = da_n * r                      dgh = (da_r, da_z, dgh_n)
+        da_z = dz * sigma'(z)
+        da_r = dr * sigma'(r)
+        dgx = [da_r, da_z, da_n]              gx_n enters a_n as it is
+        dgh = [da_r, da_z, da_n * r]          gh_n enters a_n times r
         dh_prev = dh_prev + dgh W_hh
     """
-    tanh_grad = activation.grad
-    sigmoid_grad = recurrent_activation.grad
+    sigma, phi = recurrent_activation, activation
     (dh,) = dcarry
     r, z, n, gh_n = cache.r, cache.z, cache.n, cache.gh_n
-    H = r.shape[-1]
-    dgx = np.empty((dh.shape[0], 3 * H), np.result_type(dh, n)) if out is None else out
-    da_r, da_z, da_n = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:]  # views: (B, H) each
     dn = dh * (1 - z)
     dz = dh * (cache.h_prev - n)
     dh_prev = dh * z
-    np.multiply(dn, tanh_grad(n), out=da_n)
+    da_n = dn * phi.grad(n)
     dr = da_n * gh_n
-    np.multiply(dz, sigmoid_grad(z), out=da_z)
-    np.multiply(dr, sigmoid_grad(r), out=da_r)
-    dgh = dgx.copy()  # (B, 3H), then its n block becomes dgh_n
-    np.multiply(da_n, r, out=dgh[:, 2 * H:])  # dgh_n
+    da_z = dz * sigma.grad(z)
+    da_r = dr * sigma.grad(r)
+    dgx = np.concatenate([da_r, da_z, da_n], axis=1, out=out)  # (B, 3H)
+    dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
     dh_prev += dgh @ p["weight_hh"]
     return StepGrads(dgx=dgx, dgh=dgh, dcarry_prev=(dh_prev,), dparams={})
 

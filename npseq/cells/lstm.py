@@ -18,12 +18,12 @@ TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 class LSTMCache(NamedTuple):
     h_prev: np.ndarray  # (B, H_out) carry before the step
     c_prev: np.ndarray  # (B, H)
-    i: np.ndarray  # (B, H) input gate
-    f: np.ndarray  # (B, H) forget gate
-    g: np.ndarray  # (B, H) candidate
-    o: np.ndarray  # (B, H) output gate
-    tc: np.ndarray  # (B, H) tanh(c)
-    m: Optional[np.ndarray]  # (B, H) o * tanh(c), kept only with a projection
+    i: np.ndarray  # (B, H) input gate, sigma(a_i)
+    f: np.ndarray  # (B, H) forget gate, sigma(a_f)
+    g: np.ndarray  # (B, H) candidate, phi(a_g)
+    o: np.ndarray  # (B, H) output gate, sigma(a_o)
+    phi_c: np.ndarray  # (B, H) phi(c)
+    m: Optional[np.ndarray]  # (B, H) o * phi(c), kept only with a projection
 
 
 def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
@@ -37,7 +37,8 @@ def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOI
     p : dict with ``weight_hh (4H, H_out)``, optional ``bias_hh (4H,)`` and
         ``weight_hr (H_out, H)``; ``H_out`` is ``proj_size`` with a projection, else H.
     activation, recurrent_activation : npseq.activations.Activation
-        Replace tanh (on g and c) and sigmoid (on i, f, o); PyTorch's LSTM has the defaults.
+        ``phi`` (tanh by default, on g and c) and ``sigma`` (the sigmoid by default, on
+        i, f, o); PyTorch's LSTM has the defaults.
 
     Returns
     -------
@@ -46,38 +47,36 @@ def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOI
 
     Notes
     -----
-    ::
+    With ``sigma = recurrent_activation`` and ``phi = activation``::
 
         a = gx + W_hh h_prev + b_hh          (B, 4H), split into a_i, a_f, a_g, a_o
-        i = sigmoid(a_i)
-        f = sigmoid(a_f)
-        g = tanh(a_g)
-        o = sigmoid(a_o)
+        i = sigma(a_i)
+        f = sigma(a_f)
+        g = phi(a_g)
+        o = sigma(a_o)
         c = f * c_prev + i * g
-        h = o * tanh(c)                      without projection
-        h = W_hr (o * tanh(c))               with projection
+        m = o * phi(c)
+        h = m                                without projection
+        h = W_hr m                           with projection
     """
-    tanh = activation.fn
-    sigmoid = recurrent_activation.fn
+    sigma, phi = recurrent_activation, activation
     h_prev, c_prev = carry
     H = c_prev.shape[-1]
     a = h_prev @ p["weight_hh"].T  # (B, 4H)
     a += gx
     if "bias_hh" in p:
         a += p["bias_hh"]
-    i = sigmoid(a[:, :H])
-    f = sigmoid(a[:, H:2 * H])
-    g = tanh(a[:, 2 * H:3 * H])
-    o = sigmoid(a[:, 3 * H:])
+    i = sigma.fn(a[:, :H])
+    f = sigma.fn(a[:, H:2 * H])
+    g = phi.fn(a[:, 2 * H:3 * H])
+    o = sigma.fn(a[:, 3 * H:])
     c = f * c_prev
     c += i * g
-    tc = tanh(c)
-    h = o * tc
-    m = None
+    phi_c = phi.fn(c)
+    m = o * phi_c
     if "weight_hr" in p:
-        m = h
-        h = m @ p["weight_hr"].T  # (B, H_out)
-    return (h, c), LSTMCache(h_prev, c_prev, i, f, g, o, tc, m)
+        return (m @ p["weight_hr"].T, c), LSTMCache(h_prev, c_prev, i, f, g, o, phi_c, m)
+    return (m, c), LSTMCache(h_prev, c_prev, i, f, g, o, phi_c, None)
 
 
 def lstm_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
@@ -101,42 +100,44 @@ def lstm_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=S
 
     Notes
     -----
-    One line a derivative, in reverse order of the forward (``dc`` on the right is the
-    gradient arriving from the next step)::
+    One line a derivative, in reverse order of the forward. ``dc`` on the right is the
+    gradient arriving from the next step; ``sigma'`` and ``phi'`` are written from the
+    outputs (``s (1 - s)`` and ``1 - t**2`` for the defaults)::
 
         dW_hr = dh^T m ;  dm = dh W_hr        with projection (else dm = dh)
-        do = dm * tanh(c)
-        dc = dc + dm * o * (1 - tanh(c)**2)
+        do = dm * phi(c)
+        dc = dc + dm * o * phi'(c)
         di = dc * g
         df = dc * c_prev
         dg = dc * i
         dc_prev = dc * f
-        da_i = di * i * (1 - i)
-        da_f = df * f * (1 - f)
-        da_g = dg * (1 - g**2)
-        da_o = do * o * (1 - o)
+        da_i = di * sigma'(i)
+        da_f = df * sigma'(f)
+        da_g = dg * phi'(g)
+        da_o = do * sigma'(o)
+        da = [da_i, da_f, da_g, da_o]
         dh_prev = da W_hh
     """
-    tanh_grad = activation.grad
-    sigmoid_grad = recurrent_activation.grad
+    sigma, phi = recurrent_activation, activation
     dh, dc = dcarry
-    i, f, g, o, tc = cache.i, cache.f, cache.g, cache.o, cache.tc
+    i, f, g, o, phi_c = cache.i, cache.f, cache.g, cache.o, cache.phi_c
     dparams = {}
     if "weight_hr" in p:
         dparams["weight_hr"] = dh.T @ cache.m  # (H_out, H)
-        dh = dh @ p["weight_hr"]  # dm, (B, H)
-    do = dh * tc
-    dc = dc + dh * o * tanh_grad(tc)
+        dm = dh @ p["weight_hr"]  # (B, H)
+    else:
+        dm = dh  # h is m
+    do = dm * phi_c
+    dc = dc + dm * o * phi.grad(phi_c)  # c reaches h through phi(c) too
     di = dc * g
     df = dc * cache.c_prev
     dg = dc * i
     dc_prev = dc * f
-    H = i.shape[-1]
-    da = np.empty((di.shape[0], 4 * H), di.dtype) if out is None else out  # (B, 4H)
-    np.multiply(di, sigmoid_grad(i), out=da[:, :H])  # da_i
-    np.multiply(df, sigmoid_grad(f), out=da[:, H:2 * H])  # da_f
-    np.multiply(dg, tanh_grad(g), out=da[:, 2 * H:3 * H])  # da_g
-    np.multiply(do, sigmoid_grad(o), out=da[:, 3 * H:])  # da_o
+    da_i = di * sigma.grad(i)
+    da_f = df * sigma.grad(f)
+    da_g = dg * phi.grad(g)
+    da_o = do * sigma.grad(o)
+    da = np.concatenate([da_i, da_f, da_g, da_o], axis=1, out=out)  # (B, 4H)
     dh_prev = da @ p["weight_hh"]  # (B, H_out)
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev, dc_prev), dparams=dparams)
 
