@@ -55,33 +55,23 @@ def _check_layer(module, name="module"):
     return module
 
 
-def _run_forward(module, x, state, lengths, *, dropout=True, keep=True, capture=None):
+def _run_forward(module, x, state, lengths, *, keep=True, capture=None):
     """The module's forward through the pure core, leaving the module untouched.
 
-    Returns ``(x as (T, B, D), unbatched, out (T, B, .), record)``. Dropout masks (in
-    training mode, unless ``dropout`` is False) come from a copy of the module's generator.
+    Returns ``(x as (T, B, D), unbatched, valid, out (T, B, .), record)``, ``valid`` a bool
+    (T, B), true at the real steps. Dropout masks (in training mode) come from a copy of
+    the module's generator.
     """
     xb, unbatched = sequence_input(x, module.dtype, module.input_size, module.batch_first)
     T, B = xb.shape[:2]
     carries = module.state_to_carries(state, B, unbatched)
-    p = module.dropout if module.training and dropout else 0.0
-    out, _, record = stack_forward(module.kind, module.stack_params(), xb, carries,
-                                   lengths_mask(lengths, T, B, unbatched), dropout=p,
+    mask = lengths_mask(lengths, T, B, unbatched)  # (T, B, 1) or None
+    out, _, record = stack_forward(module.kind, module.stack_params(), xb, carries, mask,
+                                   dropout=module.dropout if module.training else 0.0,
                                    rng=copy.deepcopy(module.rng), keep=keep,
                                    checkpoint_every=module.checkpoint_every, capture=capture)
-    return xb, unbatched, out, record
-
-
-def _valid_steps(module, x, lengths):
-    """Bool (T, B): true at the real steps (after ``module.forward`` accepted ``lengths``)."""
-    x = np.asarray(x)
-    unbatched = x.ndim == 2
-    T = x.shape[1] if module.batch_first and not unbatched else x.shape[0]
-    B = 1 if unbatched else x.shape[0 if module.batch_first else 1]
-    if lengths is None:
-        return np.ones((T, B), dtype=bool)
-    lengths = np.asarray(lengths).reshape(B)
-    return np.arange(T)[:, None] < lengths[None, :]
+    valid = np.ones((T, B), dtype=bool) if mask is None else mask[:, :, 0]
+    return xb, unbatched, valid, out, record
 
 
 def _reduce(norms, valid, per_sequence):
@@ -156,7 +146,7 @@ def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, 
         raise ValueError("dout, dstate: expected at least one upstream gradient (the gradient "
                          "of the loss with respect to out or to the final state), got None "
                          "for both")
-    xb, unbatched, out, record = _run_forward(module, x, state, lengths)
+    xb, unbatched, valid, out, record = _run_forward(module, x, state, lengths)
     shape_out = from_time_major(out, module.batch_first, unbatched).shape
     dout = (np.zeros_like(out) if dout is None else to_time_major(
         check_shape("dout", as_array("dout", dout, module.dtype), shape_out,
@@ -164,7 +154,6 @@ def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, 
     dfinals = module.state_to_carries(dstate, xb.shape[1], unbatched, argname="dstate")
     trace = {}
     stack_backward(module.kind, module.stack_params(), record, dout, dfinals, trace=trace)
-    valid = _valid_steps(module, x, lengths)
     result = {}
     for key, dcarries in trace.items():
         names = ("h", "c")[:len(dcarries)]
@@ -356,8 +345,7 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
     if not 0.5 < threshold < 1:
         raise ValueError(f"threshold: expected a number in (0.5, 1), got {threshold!r}")
     capture = {}  # (layer, direction) -> the T step caches
-    _run_forward(module, x, state, lengths, keep=False, capture=capture)
-    valid = _valid_steps(module, x, lengths)  # (T, B)
+    valid = _run_forward(module, x, state, lengths, keep=False, capture=capture)[2]
     stats = {}
     for (layer, direction), caches in capture.items():
         first = caches[0]

@@ -24,6 +24,7 @@ import numpy as np
 from npseq import grad_mode
 from npseq._validation import as_array, check_bool, check_lengths, check_shape
 from npseq.layers import RNNBase
+from npseq.layout import from_time_major, to_time_major
 from npseq.module import Module
 
 __all__ = ["Sequential", "LastStep"]
@@ -101,7 +102,7 @@ class LastStep(Module):
                              f"got {out.shape}")
         batch_first = check_bool("batch_first", batch_first)
         unbatched = out.ndim == 2
-        seq = out[:, None] if unbatched else (out.transpose(1, 0, 2) if batch_first else out)
+        seq = to_time_major(out, batch_first, unbatched)  # (T, B, F)
         T, B = seq.shape[:2]
         last = (np.full(B, T - 1) if lengths is None
                 else check_lengths(lengths, T, B, scalar_ok=unbatched) - 1)  # (B,)
@@ -126,7 +127,7 @@ class LastStep(Module):
             return None
         dseq = np.zeros((T, B, F), dtype)
         dseq[last, np.arange(B)] = dy.reshape(B, F)
-        return dseq[:, 0] if unbatched else (dseq.transpose(1, 0, 2) if batch_first else dseq)
+        return from_time_major(dseq, batch_first, unbatched)
 
 
 class Sequential(Module):
