@@ -9,7 +9,9 @@ Gradient checking: :mod:`npseq.gradcheck`.
 Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate statistics,
 parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
-:mod:`npseq.losses`, :mod:`npseq.optim`, :func:`save`, :func:`load`.
+:mod:`npseq.losses`, :mod:`npseq.optim` (optimizers, learning-rate schedules), :func:`save`,
+:func:`load`; :mod:`npseq.data` (padding, batches bucketed by length), :func:`sample`
+(temperature and top-k sampling of tokens).
 """
 from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.grad_mode import is_grad_enabled, no_grad
@@ -20,11 +22,13 @@ from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
-from npseq import analysis, gradcheck, losses, optim, rtrl
+from npseq.sampling import sample
+from npseq import analysis, data, gradcheck, losses, optim, rtrl, sampling
 
 __version__ = "0.1.0"
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "RecurrentCell", "CellKind", "ParamSpec", "StepGrads", "no_grad",
            "is_grad_enabled", "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential",
-           "LastStep", "save", "load", "losses", "optim", "analysis", "rtrl"]
+           "LastStep", "save", "load", "losses", "optim", "analysis", "rtrl", "data",
+           "sampling", "sample"]
