@@ -9,7 +9,9 @@ Gradient checking: :mod:`npseq.gradcheck`.
 Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate statistics,
 parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
-:mod:`npseq.losses`, :mod:`npseq.optim`, :func:`save`, :func:`load`.
+:mod:`npseq.losses`, :mod:`npseq.optim` (optimizers, learning-rate schedules), :func:`save`,
+:func:`load`; :mod:`npseq.data` (padding, batches bucketed by length), :func:`sample`
+(temperature and top-k sampling of tokens).
 A head of your own: subclass :class:`Module` (see its module docstring).
 The pure core under every layer: :mod:`npseq.stack` (time-major stack forward/backward),
 over :mod:`npseq.bptt` (one layer, one direction); :mod:`npseq.layout` and
@@ -25,7 +27,9 @@ from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
-from npseq import analysis, gradcheck, layout, losses, optim, params, rtrl, stack
+from npseq.sampling import sample
+from npseq import (analysis, data, gradcheck, layout, losses, optim, params, rtrl, sampling,
+                   stack)
 
 __version__ = "0.1.0"
 
@@ -33,4 +37,5 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "RecurrentCell", "RNNBase", "RNNCellBase", "Module", "UnpairedForwardWarning",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
-           "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params"]
+           "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
+           "data", "sampling", "sample"]

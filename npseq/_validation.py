@@ -116,10 +116,34 @@ def make_rng(seed, name="seed"):
                     f"got {seed!r}")
 
 
+PACKED_SEQUENCE_HELP = (
+    "npseq takes padded arrays with lengths= instead of a PackedSequence; convert it with\n"
+    "    x, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed)   # x: (T, B, *)\n"
+    "    out, state = m(x.detach().numpy(), lengths=lengths.numpy())\n"
+    "or pad a list of arrays with npseq.data.pad_sequence(sequences) and pass "
+    "lengths=[len(s) for s in sequences]")
+
+
+def reject_packed_sequence(name, value):
+    """A ``TypeError`` for a ``torch.nn.utils.rnn.PackedSequence`` (or any object with its
+    ``data`` and ``batch_sizes``), saying how to pass padded arrays with ``lengths=``.
+
+    Detected by its attributes, so torch is not imported.
+    """
+    if hasattr(value, "batch_sizes") and hasattr(value, "data") and not isinstance(
+            value, np.ndarray):
+        raise TypeError(f"{name}: expected an array, got a packed sequence "
+                        f"({type(value).__name__}). {PACKED_SEQUENCE_HELP}")
+
+
 def as_array(name, value, dtype):
-    """A real numeric array-like, cast to ``dtype`` (never modified in place later)."""
+    """A real numeric array-like, cast to ``dtype`` (never modified in place later).
+
+    A ``PackedSequence`` is a ``TypeError`` that shows how to pass ``lengths=`` instead.
+    """
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
+    reject_packed_sequence(name, value)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as err:
@@ -148,8 +172,8 @@ def check_shape(name, arr, expected, what=""):
     return arr
 
 
-def check_lengths(lengths, T, B, scalar_ok=False, name="lengths"):
-    """Sequence lengths -> an int64 array of shape ``(B,)`` with values in ``1..T``.
+def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1):
+    """Sequence lengths -> an int64 array of shape ``(B,)`` with values in ``minimum..T``.
 
     ``scalar_ok`` also accepts a single length (for an unbatched sequence, B = 1).
     """
@@ -172,8 +196,8 @@ def check_lengths(lengths, T, B, scalar_ok=False, name="lengths"):
     if arr.shape != (B,):
         raise ValueError(f"{name}: expected shape ({B},), one length per sequence, got "
                          f"{arr.shape}")
-    if arr.min() < 1 or arr.max() > T:
-        raise ValueError(f"{name}: expected every length in 1..{T} (the sequence "
+    if B and (arr.min() < minimum or arr.max() > T):
+        raise ValueError(f"{name}: expected every length in {minimum}..{T} (the sequence "
                          f"length), got values from {arr.min()} to {arr.max()}")
     return arr.astype(np.int64, copy=False)
 

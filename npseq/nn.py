@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq._validation import as_array, check_bool, check_dtype, check_int, check_shape, make_rng
+from npseq._validation import (as_array, check_bool, check_dtype, check_int, check_shape,
+                               make_rng, reject_packed_sequence)
 from npseq.module import Module
 
 __all__ = ["Linear", "Embedding"]
@@ -214,6 +215,7 @@ class Embedding(Module):
         -------
         y : ndarray, shape (..., embedding_dim), a copy of the rows
         """
+        reject_packed_sequence("idx", idx)
         try:
             idx = np.array(idx)  # a copy: kept for backward
         except (ValueError, TypeError) as err:

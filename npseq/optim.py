@@ -15,19 +15,30 @@ updates the parameters in place::
 Each update rule is written in the ``Notes`` of its class, as in PyTorch's documentation, and
 gives the same numbers as ``torch.optim`` (the tests compare them to 1e-12 in float64).
 :class:`ParamVector` flattens parameters and gradients for ``scipy.optimize``.
+
+Learning-rate schedules (:class:`StepLR`, :class:`CosineAnnealingLR`,
+:class:`ReduceLROnPlateau`) set ``opt.lr`` between steps, with the arguments and the numbers
+of ``torch.optim.lr_scheduler``::
+
+    sched = optim.CosineAnnealingLR(opt, T_max=epochs)
+    for epoch in range(epochs):
+        ...                     # opt.step() for each batch
+        sched.step()            # ReduceLROnPlateau: sched.step(val_loss)
 """
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
-from npseq._validation import StateDictKeyError
+from npseq._validation import (StateDictKeyError, check_choice, check_int,
+                               check_positive)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
-           "ParamVector"]
+           "ParamVector", "LRScheduler", "StepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
 def _check_number(name, value, minimum=0.0, below=None):
@@ -356,7 +367,8 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
     Parameters
     ----------
     grads : dict of str -> ndarray (e.g. ``model.grads``), or a list of arrays
-    max_norm : float, > 0
+    max_norm : float
+        A finite number > 0 (0 would zero every gradient: a ``ValueError``).
     norm_type : float, default 2.0
         The p of the p-norm, or ``float("inf")`` for the largest absolute value.
 
@@ -378,7 +390,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
             isinstance(g, np.ndarray) and g.dtype.kind == "f" for g in arrays):
         raise TypeError(f"grads: expected a dict (or list) of float numpy arrays, got "
                         f"{type(grads).__name__}")
-    max_norm = _check_number("max_norm", max_norm)
+    max_norm = check_positive("max_norm", max_norm)
     inf_norm = norm_type == float("inf")
     if not inf_norm:
         norm_type = _check_number("norm_type", norm_type, minimum=1.0)
@@ -468,3 +480,238 @@ class ParamVector:
         for k, lo, hi in zip(self.keys, self._bounds[:-1], self._bounds[1:]):
             p = self.params[k]
             p[...] = theta[lo:hi].reshape(p.shape)
+
+
+# -- learning-rate schedules -----------------------------------------------------------------
+def _check_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer: expected an npseq.optim optimizer (SGD, Adam, ...), got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
+class LRScheduler:
+    """Base class of the schedules: sets ``optimizer.lr`` once per :meth:`step`.
+
+    As ``torch.optim.lr_scheduler.LRScheduler`` for an optimizer with one parameter group:
+    the schedule starts at ``last_epoch = 0`` with the optimizer's current learning rate
+    (``base_lrs``), and each ``step()``, called after ``optimizer.step()``, advances
+    ``last_epoch`` by one and writes the next learning rate into ``optimizer.lr``. A rate set
+    by hand between steps is carried on, as in PyTorch (the rules are written recursively,
+    from the current rate).
+
+    Subclasses implement ``_next_lr(lr)``: the rate at ``last_epoch`` (already advanced) from
+    the current one.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = _check_optimizer(optimizer)
+        self.base_lrs = [optimizer.lr]
+        self.last_epoch = 0
+        self._last_lr = [optimizer.lr]
+
+    def step(self):
+        """Advance the schedule by one epoch (or step) and set the optimizer's rate."""
+        self.last_epoch += 1
+        self.optimizer.lr = self._next_lr(self.optimizer.lr)
+        self._last_lr = [self.optimizer.lr]
+
+    def get_last_lr(self) -> list:
+        """The learning rate set by the last :meth:`step`, as a list of one float (PyTorch
+        returns one per parameter group; an npseq optimizer has one)."""
+        return list(self._last_lr)
+
+    def _next_lr(self, lr):
+        raise NotImplementedError
+
+    def __repr__(self):
+        names = [a for a in inspect.signature(type(self).__init__).parameters
+                 if a not in ("self", "optimizer")]
+        opts = ", ".join(f"{a}={getattr(self, a)!r}" for a in names)
+        return f"{type(self).__name__}({opts})"
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` steps, as
+    ``torch.optim.lr_scheduler.StepLR``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    step_size : int, >= 1
+        Steps between two decays.
+    gamma : float, default 0.1
+        Factor of each decay (>= 0).
+
+    Notes
+    -----
+    At step ``t = 1, 2, ...`` (``lr_0`` is the optimizer's rate when the schedule is made)::
+
+        lr_t = lr_{t-1} * gamma     if t % step_size == 0
+        lr_t = lr_{t-1}             otherwise
+             = lr_0 * gamma ** (t // step_size)   (without changes by hand)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npseq import optim
+    >>> params, grads = {"w": np.zeros(3)}, {"w": np.zeros(3)}
+    >>> opt = optim.SGD(params, grads, lr=1.0)
+    >>> sched = optim.StepLR(opt, step_size=2, gamma=0.5)
+    >>> rates = []
+    >>> for epoch in range(5):
+    ...     opt.step()
+    ...     sched.step()
+    ...     rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [1.0, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        self.step_size = check_int("step_size", step_size, minimum=1)
+        self.gamma = _check_number("gamma", gamma)
+
+    def _next_lr(self, lr):
+        if self.last_epoch % self.step_size != 0:
+            return lr
+        return lr * self.gamma
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Anneal the learning rate from its start to ``eta_min`` along a half cosine of
+    ``T_max`` steps, as ``torch.optim.lr_scheduler.CosineAnnealingLR``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    T_max : int, >= 1
+        Steps of the half period: the rate reaches ``eta_min`` at ``t = T_max``.
+    eta_min : float, default 0
+        The smallest learning rate.
+
+    Notes
+    -----
+    Without changes by hand the rate follows (``lr_0`` the starting rate)::
+
+        lr_t = eta_min + (lr_0 - eta_min) (1 + cos(pi t / T_max)) / 2
+
+    and past ``T_max`` it climbs back (a cosine of period ``2 T_max``, no restart). As
+    PyTorch, each step is computed from the current rate::
+
+        lr_t = eta_min + (lr_{t-1} - eta_min) (1 + cos(pi t / T_max))
+                                            / (1 + cos(pi (t - 1) / T_max))
+        lr_t = lr_{t-1} + (lr_0 - eta_min) (1 - cos(pi / T_max)) / 2
+                    when (t - 1 - T_max) % (2 T_max) == 0 (the denominator above is 0)
+
+    so a rate set by hand below ``eta_min`` can become negative a few steps later, which the
+    optimizer rejects (a ``ValueError``; PyTorch would step with it).
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        super().__init__(optimizer)
+        self.T_max = check_int("T_max", T_max, minimum=1)
+        self.eta_min = _check_number("eta_min", eta_min)
+
+    def _next_lr(self, lr):
+        t, T_max, eta_min, base_lr = self.last_epoch, self.T_max, self.eta_min, self.base_lrs[0]
+        if (t - 1 - T_max) % (2 * T_max) == 0:  # just past the trough
+            return lr + (base_lr - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
+        return ((1 + math.cos(math.pi * t / T_max))
+                / (1 + math.cos(math.pi * (t - 1) / T_max))
+                * (lr - eta_min) + eta_min)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the learning rate by ``factor`` when a metric has stopped improving, as
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``.
+
+    Call ``step(metric)`` once per epoch with the monitored value (e.g. the validation loss).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    mode : {"min", "max"}, default "min"
+        Whether the metric improves by falling (a loss) or by rising (an accuracy).
+    factor : float, default 0.1
+        ``new_lr = lr * factor``; in ``[0, 1)``.
+    patience : int, default 10
+        Epochs without improvement tolerated; the rate falls on the next one.
+    threshold : float, default 1e-4
+        How much better than the best value a metric must be to count as an improvement.
+    threshold_mode : {"rel", "abs"}, default "rel"
+    cooldown : int, default 0
+        Epochs after a reduction during which bad epochs are not counted.
+    min_lr : float, default 0
+        The rate never falls below it.
+    eps : float, default 1e-8
+        A reduction smaller than ``eps`` is skipped.
+
+    Notes
+    -----
+    With ``mode="min"``, a metric ``a`` improves on the best value so far when::
+
+        a < best (1 - threshold)    threshold_mode "rel"
+        a < best - threshold        threshold_mode "abs"
+
+    (``mode="max"``: ``a > best (1 + threshold)``, ``a > best + threshold``). Each step::
+
+        bad = 0 if improved (best = a) else bad + 1
+        bad = 0 while in cooldown (cooldown counter > 0, counted down)
+        if bad > patience:  lr = max(lr factor, min_lr) unless that changes lr by <= eps;
+                            cooldown counter = cooldown; bad = 0
+
+    A NaN metric never improves.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        super().__init__(optimizer)
+        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.factor = _check_number("factor", factor, 0.0, 1.0)
+        self.patience = check_int("patience", patience, minimum=0)
+        self.threshold = _check_number("threshold", threshold)
+        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = check_int("cooldown", cooldown, minimum=0)
+        self.min_lr = _check_number("min_lr", min_lr)
+        self.eps = _check_number("eps", eps)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _is_better(self, a):
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return a < self.best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return a < self.best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > self.best * (self.threshold + 1.0)
+        return a > self.best + self.threshold
+
+    def step(self, metric):
+        """Count one epoch with the monitored ``metric`` (a number) and reduce the rate if it
+        has not improved for more than ``patience`` epochs."""
+        if isinstance(metric, (bool, np.bool_)) or not (
+                isinstance(metric, numbers.Real)
+                or (isinstance(metric, np.ndarray) and metric.shape == ()
+                    and metric.dtype.kind in "iuf")):
+            raise TypeError(f"metric: expected a number (e.g. the validation loss), got "
+                            f"{metric!r} ({type(metric).__name__})")
+        current = float(metric)
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in cooldown are not counted
+        if self.num_bad_epochs > self.patience:
+            old_lr = self.optimizer.lr
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            if old_lr - new_lr > self.eps:
+                self.optimizer.lr = new_lr
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [self.optimizer.lr]
