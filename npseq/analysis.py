@@ -66,10 +66,9 @@ def _run_forward(module, x, state, lengths, *, keep=True, capture=None):
     T, B = xb.shape[:2]
     carries = module.state_to_carries(state, B, unbatched)
     mask = lengths_mask(lengths, T, B, unbatched)  # (T, B, 1) or None
+    options = dict(module.core_options(), rng=copy.deepcopy(module.rng))
     out, _, record = stack_forward(module.kind, module.stack_params(), xb, carries, mask,
-                                   dropout=module.dropout if module.training else 0.0,
-                                   rng=copy.deepcopy(module.rng), keep=keep,
-                                   checkpoint_every=module.checkpoint_every, capture=capture)
+                                   keep=keep, capture=capture, **options)
     valid = np.ones((T, B), dtype=bool) if mask is None else mask[:, :, 0]
     return xb, unbatched, valid, out, record
 
@@ -179,9 +178,9 @@ def _layer_jacobians(module, x, state, layer, direction):
     x_rep = np.repeat(xb, K, axis=1)  # sequence b*K + k is a copy of sequence b
     carries_rep = tuple(np.repeat(c, K, axis=1) for c in carries)
     layers = module.stack_params()
-    # no dropout: every copy must see the same inputs
-    out, _, record = stack_forward(module.kind, layers, x_rep, carries_rep,
-                                   checkpoint_every=module.checkpoint_every)
+    # as in evaluation (no masks): every copy must see the same map from h_t to h_T
+    options = dict(module.core_options(), training=False)
+    out, _, record = stack_forward(module.kind, layers, x_rep, carries_rep, **options)
     idx = layer * module.num_directions + direction
     dfinals = [np.zeros_like(c) for c in carries_rep]
     dfinals[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k

@@ -36,6 +36,13 @@ sequences::
 
     carry_t = where(mask_t, step(carry_{t-1}), carry_{t-1})
     out_t   = where(mask_t, h_t, 0)
+
+Zoneout (``zoneout=``, per state a weight ``z``: a 0/1 mask in training, the keep
+probability in evaluation) mixes the step's result with the previous carry before the
+masking above, and its backward splits the gradient between the two paths (see
+``docs/regularisation.md``)::
+
+    carry_t = z_t * carry_{t-1} + (1 - z_t) * step(carry_{t-1})
 """
 from __future__ import annotations
 
@@ -62,6 +69,7 @@ class SequenceRecord(NamedTuple):
     reverse: bool
     checkpoints: Optional[dict] = None  # time of a segment's first step -> carry before it
     checkpoint_every: Optional[int] = None  # k, steps per segment
+    zoneout: Optional[tuple] = None  # per state: None, a weight z, or (T, B, .) 0/1 masks
 
 
 def _times(T: int, reverse: bool) -> range:
@@ -116,7 +124,12 @@ class _Projections:
         return gx[t - start]
 
 
-def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None):
+def _zone_weight(z, t):
+    """Zoneout's weight of the previous carry at step t: None, a number, or ``z[t]``."""
+    return z if z is None or np.isscalar(z) else z[t]
+
+
+def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=None):
     """Forward over ``times`` from ``carry``: the one time loop of every forward pass.
 
     Writes ``out[t]`` (if ``out`` is given) and ``caches[t]`` (if ``caches`` is given);
@@ -124,6 +137,10 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None):
     """
     for t in times:
         new, cache = kind.step_forward(gx[t], carry, p)
+        if zoneout is not None:  # keep the previous value with weight z, per state
+            zs = (_zone_weight(z, t) for z in zoneout)
+            new = tuple(n if z is None else z * c + (1 - z) * n
+                        for n, c, z in zip(new, carry, zs))
         if mask is None:
             carry = new
             if out is not None:
@@ -140,7 +157,7 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None):
 def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
                      keep: bool = True, checkpoint_every: Optional[int] = None,
-                     capture: Optional[list] = None):
+                     capture: Optional[list] = None, zoneout: Optional[tuple] = None):
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -161,6 +178,10 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     capture : list of length T, optional
         Filled with the step caches, indexed by time (the gate activations a study tool
         reads), whatever ``keep`` and ``checkpoint_every``.
+    zoneout : tuple, optional
+        One entry per state: None, a number z, or an array (T, B, .) of 0/1 keep masks.
+        The carry after step t is ``z * carry_{t-1} + (1 - z) * step(carry_{t-1})``
+        (Krueger et al. 2017): a mask in training, the keep probability in evaluation.
 
     Returns
     -------
@@ -176,19 +197,20 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     out = np.empty((T, B, carry0[0].shape[-1]), dtype=x.dtype)  # (T, B, H_out)
     times = _times(T, reverse)
     if not keep:
-        return out, _run_steps(kind, gx, times, carry0, p, mask, out, capture), None
+        return out, _run_steps(kind, gx, times, carry0, p, mask, out, capture, zoneout), None
     if checkpoint_every is None:
         caches = [None] * T
-        carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches)
+        carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches, zoneout)
         if capture is not None:
             capture[:] = caches
-        return out, carry, SequenceRecord(x, caches, mask, reverse)
+        return out, carry, SequenceRecord(x, caches, mask, reverse, zoneout=zoneout)
     checkpoints, carry = {}, carry0
     for s in range(0, T, checkpoint_every):
         segment = times[s:s + checkpoint_every]
         checkpoints[segment[0]] = carry
-        carry = _run_steps(kind, gx, segment, carry, p, mask, out, capture)
-    return out, carry, SequenceRecord(x, None, mask, reverse, checkpoints, checkpoint_every)
+        carry = _run_steps(kind, gx, segment, carry, p, mask, out, capture, zoneout)
+    return out, carry, SequenceRecord(x, None, mask, reverse, checkpoints, checkpoint_every,
+                                      zoneout)
 
 
 class _Recomputed:
@@ -208,7 +230,8 @@ class _Recomputed:
             segment = self.times[s:s + k]
             self.caches = {}  # drop the segment before: the backward is done with it
             _run_steps(self.kind, self.gx, segment, self.record.checkpoints[segment[0]],
-                       self.p, self.record.mask, caches=self.caches)
+                       self.p, self.record.mask, caches=self.caches,
+                       zoneout=self.record.zoneout)
         return self.caches[t]
 
 
@@ -275,17 +298,25 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
             else:
                 dcarry = (dcarry[0] + np.where(mask[t], dout[t], 0),) + dcarry[1:]
                 dstep = tuple(np.where(mask[t], d, 0) for d in dcarry)
+            dnew, dkept = dstep, None
+            if record.zoneout is not None:  # the step's share (1 - z), the kept share z
+                zs = [_zone_weight(z, t) for z in record.zoneout]
+                dnew = tuple(d if z is None else (1 - z) * d for d, z in zip(dstep, zs))
+                dkept = tuple(None if z is None else z * d for d, z in zip(dstep, zs))
             row = dgx[i]  # (B, G*H), offered to a step that takes ``out``
             if kind.backward_takes_out:
-                g = kind.step_backward(dstep, cache, p, out=row)
+                g = kind.step_backward(dnew, cache, p, out=row)
             else:
-                g = kind.step_backward(dstep, cache, p)
+                g = kind.step_backward(dnew, cache, p)
             if g.dgx is not row:  # a fresh array, whether or not the step took ``out``
                 row[...] = g.dgx
+            dprev = g.dcarry_prev
+            if dkept is not None:
+                dprev = tuple(d if k is None else d + k for d, k in zip(dprev, dkept))
             if mask is None:
-                dcarry = g.dcarry_prev
+                dcarry = dprev
             else:  # a padded step passed its carry through: its gradient passes back as is
-                dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(g.dcarry_prev, dcarry))
+                dcarry = tuple(np.where(mask[t], dp, d) for dp, d in zip(dprev, dcarry))
             if recurrent:
                 if g.dgh is not g.dgx:
                     if dgh is None:

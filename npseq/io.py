@@ -58,9 +58,11 @@ def _config(module, where="model") -> dict:
         else:
             raise TypeError(f"{where}: cannot save {name}: its constructor argument {arg!r} "
                             f"is not kept as an attribute")
-        if value is not None and not isinstance(value, (bool, int, float, str)):
+        if isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value):
+            value = list(value)  # e.g. zoneout=(p_h, p_c)
+        elif value is not None and not isinstance(value, (bool, int, float, str)):
             raise TypeError(f"{where}: cannot save argument {arg}={value!r} of {name} (only "
-                            f"None, numbers and strings are saved)")
+                            f"None, numbers, strings and tuples of numbers are saved)")
         args[arg] = value
     return {"class": name, "args": args}
 

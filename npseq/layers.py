@@ -52,7 +52,7 @@ class RNNBase(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
-                 *, checkpoint_every=None):
+                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -73,6 +73,12 @@ class RNNBase(Module):
             raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size "
                              f"({self.hidden_size}), got {self.proj_size}")
         self.num_directions = 2 if self.bidirectional else 1
+        self.weight_dropout = check_probability("weight_dropout", weight_dropout)
+        if self.weight_dropout > 0 and not self.kind.has_weight_hh:
+            raise ValueError(f"weight_dropout: drops entries of weight_hh, which "
+                             f"{self.kind.name} does not have; expected 0, got {weight_dropout}")
+        rates = self._zoneout_rates(zoneout)
+        self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
         self.checkpoint_every = checkpoint_every
         specs = stack_param_specs(self.kind, self.input_size, self.hidden_size,
@@ -96,6 +102,25 @@ class RNNBase(Module):
     def checkpoint_every(self, k):
         self._checkpoint_every = None if k is None else check_int("checkpoint_every", k,
                                                                   minimum=1)
+
+    def _zoneout_rates(self, zoneout):
+        """``zoneout`` (a rate, or one per state) -> a tuple of rates in [0, 1)."""
+        n = self.kind.num_states
+        rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
+        if len(rates) != n:
+            raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
+                             f"{('h', 'c')[:n]}), got {zoneout!r}")
+        return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
+                                       else "zoneout", r) for k, r in enumerate(rates))
+
+    def core_options(self) -> dict:
+        """The keyword arguments of :func:`npseq.stack.stack_forward` for this layer's
+        configuration and mode: dropout, weight_dropout, zoneout, training, rng,
+        checkpoint_every."""
+        return dict(dropout=self.dropout, weight_dropout=self.weight_dropout,
+                    zoneout=self._zoneout_rates(self.zoneout), training=self.training,
+                    rng=self.rng,
+                    checkpoint_every=self.checkpoint_every)
 
     @property
     def output_size(self) -> int:
@@ -171,10 +196,8 @@ class RNNBase(Module):
         carries = self.state_to_carries(state, B, unbatched)
         mask = lengths_mask(lengths, T, B, unbatched)
         keep = grad_mode.is_grad_enabled()
-        out, finals, record = stack_forward(
-            self.kind, self.stack_params(), x, carries, mask,
-            dropout=self.dropout if self.training else 0.0, rng=self.rng, keep=keep,
-            checkpoint_every=self.checkpoint_every, capture=capture)
+        out, finals, record = stack_forward(self.kind, self.stack_params(), x, carries, mask,
+                                            keep=keep, capture=capture, **self.core_options())
         out = from_time_major(out, self.batch_first, unbatched)
         self._push(LayerRecord(record, out.shape, B, unbatched))  # nothing inside no_grad()
         return out, self.carries_to_state(finals, unbatched)
@@ -263,7 +286,7 @@ class RNNBase(Module):
 
 
 _DEFAULTS = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 proj_size=0)
+                 proj_size=0, weight_dropout=0.0, zoneout=0.0)
 
 
 class RNN(RNNBase):
@@ -285,6 +308,15 @@ class RNN(RNNBase):
     checkpoint_every : int, optional, keyword only
         Gradient checkpointing (every layer class): keep the carry of every k-th step only
         and recompute the others in backward; see :attr:`checkpoint_every`.
+    weight_dropout : float in [0, 1), keyword only, default 0
+        DropConnect on every ``weight_hh`` in training (Wan et al. 2013; AWD-LSTM's weight
+        drop): one mask per forward call, shared by all steps and sequences, kept entries
+        scaled by 1/(1-p); the gradient reaches the raw weight through the mask.
+    zoneout : float in [0, 1), or one per state (``(p_h, p_c)`` for LSTM), keyword only
+        Zoneout (Krueger et al. 2017): in training each unit keeps its previous value with
+        probability p at each step; in evaluation the carry is ``p * prev + (1 - p) * new``.
+        Masks (every layer class) come from ``seed``'s generator, drawn at each forward
+        call; a truncated-BPTT chunk is one call, so it draws its own.
 
     Examples
     --------
@@ -298,11 +330,12 @@ class RNN(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None):
+                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
+                         weight_dropout=weight_dropout, zoneout=zoneout)
 
 
 class LSTM(RNNBase):
@@ -327,13 +360,15 @@ class LSTM(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
                  *, layer_norm=False, peephole=False, activation="tanh",
-                 recurrent_activation="sigmoid", checkpoint_every=None):
+                 recurrent_activation="sigmoid", checkpoint_every=None, weight_dropout=0.0,
+                 zoneout=0.0):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype, seed,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, weight_dropout=weight_dropout,
+                         zoneout=zoneout)
 
 
 class GRU(RNNBase):
@@ -350,9 +385,10 @@ class GRU(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
                  reset_after=True, activation="tanh", recurrent_activation="sigmoid",
-                 checkpoint_every=None):
+                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
+                         weight_dropout=weight_dropout, zoneout=zoneout)

@@ -54,10 +54,11 @@ class Recurrent(RNNBase):
 
     def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None):
+                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
         self.kind = check_kind(kind)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
+                         weight_dropout=weight_dropout, zoneout=zoneout)
 
     def __repr__(self):
         return super().__repr__().replace("(", f"({self.kind.name}, ", 1)

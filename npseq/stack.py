@@ -33,10 +33,12 @@ class StackRecord(NamedTuple):
 
     records: list  # records[layer][direction]: npseq.bptt.SequenceRecord
     dropout_masks: list  # per layer: the scaled mask (T, B, D*H_out) on its output, or None
+    weight_masks: list  # [layer][direction]: the scaled DropConnect mask of W_hh, or None
 
 
 def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                   mask: Optional[np.ndarray] = None, *, dropout: float = 0.0,
+                  weight_dropout: float = 0.0, zoneout: tuple = (), training: bool = True,
                   rng: Optional[np.random.Generator] = None, keep: bool = True,
                   checkpoint_every: Optional[int] = None, capture: Optional[dict] = None):
     """Run a stack of layers over a time-major sequence.
@@ -53,8 +55,18 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     mask : bool ndarray, shape (T, B, 1), optional
         True at the real steps (see :mod:`npseq.bptt`).
     dropout : float
-        Inverted dropout on the output of every layer but the last (0: none). Masks are
-        drawn from ``rng``, one per layer, of that layer's output shape.
+        Inverted dropout on the output of every layer but the last (0: none), in training.
+        Masks are drawn from ``rng``, one per layer, of that layer's output shape.
+    weight_dropout : float
+        DropConnect on ``weight_hh`` (Wan et al. 2013; AWD-LSTM's weight drop), in
+        training: one mask of W_hh's shape per layer, direction and call, shared by every
+        step and sequence, kept entries scaled by 1/(1-p). Evaluation uses W_hh itself.
+    zoneout : tuple of floats, one per state (or empty)
+        Zoneout (Krueger et al. 2017): in training each unit keeps its previous value with
+        probability z at each step (a 0/1 mask (T, B, .) per state, layer and direction);
+        in evaluation the carry is the expectation ``z * prev + (1 - z) * new``.
+    training : bool
+        Draw masks (True) or use the expectations (False).
     keep : bool
         Return a record for :func:`stack_backward`; with False the record is None.
     checkpoint_every : int, optional
@@ -71,34 +83,52 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     record : StackRecord or None
     """
     num_directions = len(layers[0])
-    records, dropout_masks, finals = [], [], []
+    T, B = x.shape[:2]
+    records, dropout_masks, weight_masks, finals = [], [], [], []
     layer_input = x
     for layer, directions in enumerate(layers):
-        outs, layer_records = [], []
+        outs, layer_records, layer_weight_masks = [], [], []
         for direction, p in enumerate(directions):
             idx = layer * num_directions + direction
+            carry0 = tuple(c[idx] for c in carries)
+            w_mask = None
+            if training and weight_dropout > 0:
+                w_mask = _inverted_mask(rng, p["weight_hh"].shape, weight_dropout,
+                                        x.dtype)
+                p = dict(p, weight_hh=p["weight_hh"] * w_mask)
+            zones = None
+            if any(zoneout):  # per state: a 0/1 keep mask in training, z in evaluation
+                zones = tuple((rng.random((T, B, c.shape[-1])) < z).astype(x.dtype)
+                              if training and z > 0 else (z or None)
+                              for z, c in zip(zoneout, carry0))
             caches = None
             if capture is not None:
-                caches = capture[(layer, direction)] = [None] * x.shape[0]
+                caches = capture[(layer, direction)] = [None] * T
             out, carry, record = sequence_forward(
-                kind, layer_input, tuple(c[idx] for c in carries), p, mask=mask,
-                reverse=bool(direction), keep=keep, checkpoint_every=checkpoint_every,
-                capture=caches)
+                kind, layer_input, carry0, p, mask=mask, reverse=bool(direction), keep=keep,
+                checkpoint_every=checkpoint_every, capture=caches, zoneout=zones)
+            layer_weight_masks.append(w_mask)
             outs.append(out)
             finals.append(carry)
             layer_records.append(record)
         records.append(layer_records)
+        weight_masks.append(layer_weight_masks)
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
-        if dropout > 0 and layer < len(layers) - 1:
-            # inverted dropout: keep with probability 1 - p, scale kept values by 1/(1-p)
-            kept = rng.random(layer_out.shape) >= dropout
-            drop = kept.astype(layer_out.dtype) / layer_out.dtype.type(1 - dropout)
+        if training and dropout > 0 and layer < len(layers) - 1:
+            drop = _inverted_mask(rng, layer_out.shape, dropout, layer_out.dtype)
             layer_out = layer_out * drop
         dropout_masks.append(drop)
         layer_input = layer_out
     finals = tuple(np.stack([carry[k] for carry in finals]) for k in range(kind.num_states))
-    return layer_input, finals, StackRecord(records, dropout_masks) if keep else None
+    record = StackRecord(records, dropout_masks, weight_masks) if keep else None
+    return layer_input, finals, record
+
+
+def _inverted_mask(rng, shape, p, dtype):
+    """Inverted dropout's mask: 1/(1-p) with probability 1 - p, else 0."""
+    kept = rng.random(shape) >= p
+    return kept.astype(dtype) / np.dtype(dtype).type(1 - p)
 
 
 def stack_backward(kind: CellKind, layers: list, record: StackRecord, dout: np.ndarray,
@@ -131,6 +161,7 @@ def stack_backward(kind: CellKind, layers: list, record: StackRecord, dout: np.n
 
         dx_l = sum_d sequence_backward(dout_l[..., d * H_out:(d + 1) * H_out])
         dout_{l-1} = dx_l * dropout_mask_{l-1}
+        dW_hh = dW_hh_masked * weight_mask          with weight_dropout
     """
     num_directions = len(layers[0])
     H_out = dout.shape[-1] // num_directions
@@ -143,10 +174,16 @@ def stack_backward(kind: CellKind, layers: list, record: StackRecord, dout: np.n
         dlayer_in = None
         for direction, p in enumerate(layers[layer]):
             idx = layer * num_directions + direction
-            dx, dcarry0, grads[layer][direction], *dtrace = sequence_backward(
+            w_mask = record.weight_masks[layer][direction]
+            if w_mask is not None:  # the forward ran with the masked W_hh
+                p = dict(p, weight_hh=p["weight_hh"] * w_mask)
+            dx, dcarry0, layer_grads, *dtrace = sequence_backward(
                 kind, dlayer_out[:, :, direction * H_out:(direction + 1) * H_out],
                 tuple(d[idx] for d in dfinals), record.records[layer][direction], p,
                 trace=trace is not None)
+            if w_mask is not None:  # W_hh entered as W_hh * mask: dW_hh = dW_masked * mask
+                layer_grads["weight_hh"] = layer_grads["weight_hh"] * w_mask
+            grads[layer][direction] = layer_grads
             if trace is not None:
                 trace[(layer, direction)] = dtrace[0]
             for d0, d in zip(dcarries, dcarry0):
