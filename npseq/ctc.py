@@ -35,9 +35,9 @@ def _log_probs_array(log_probs):
     if y.ndim not in (2, 3):
         raise ValueError(f"log_probs: expected shape (T, B, C) or (T, C) for one sequence, "
                          f"got {y.shape}")
-    if y.shape[0] < 1 or y.shape[-1] < 1:
-        raise ValueError(f"log_probs: expected at least one frame (T >= 1) and one class "
-                         f"(C >= 1), got shape {y.shape}")
+    if min(y.shape) < 1:
+        raise ValueError(f"log_probs: expected at least one frame, sequence and class, got "
+                         f"shape {y.shape}")
     unbatched = y.ndim == 2
     return (y[:, None, :] if unbatched else y), unbatched
 

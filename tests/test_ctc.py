@@ -330,6 +330,7 @@ GOOD = dict(log_probs=Y, targets=np.array([[1, 2], [2, 0]]), input_lengths=[4, 3
 @pytest.mark.parametrize("name, value, error", [
     ("log_probs", np.zeros((4, 2, 3, 1)), ValueError),
     ("log_probs", np.zeros((0, 2, 3)), ValueError),
+    ("log_probs", np.zeros((4, 0, 3)), ValueError),
     ("log_probs", np.array([["a"]]), TypeError),
     ("targets", np.array([[1.0, 2.0], [2.0, 0.0]]), TypeError),
     ("targets", np.array([1, 2]), ValueError),
