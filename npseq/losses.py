@@ -6,7 +6,8 @@ to the first argument, shaped like it (and of its dtype), ready to pass to a ``b
     loss, dlogits = losses.cross_entropy(logits, target)
     model.backward(dlogits)
 
-Reductions are ``"mean"`` (the default, as PyTorch) and ``"sum"``. Every function is
+Reductions are ``"mean"`` (the default, as PyTorch) and ``"sum"``; :func:`ctc_loss` (from
+:mod:`npseq.ctc`, its loss of label sequences without alignment) also takes ``"none"``. Every function is
 numerically stable: finite and warning-free for logits of any finite size (``+-1e4`` in
 float32 included). Where ``exp`` of a very negative number underflows to zero, zero is the
 correctly rounded result, so underflow is not reported.
@@ -17,8 +18,9 @@ import numpy as np
 
 from npseq._validation import as_array, check_choice, check_shape
 from npseq.activations import sigmoid
+from npseq.ctc import ctc_loss
 
-__all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits"]
+__all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits", "ctc_loss"]
 
 _REDUCTIONS = ("mean", "sum")
 
