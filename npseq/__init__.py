@@ -12,6 +12,7 @@ Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`Last
 :mod:`npseq.losses`, :mod:`npseq.optim` (optimizers, learning-rate schedules), :func:`save`,
 :func:`load`; :mod:`npseq.data` (padding, batches bucketed by length), :func:`sample`
 (temperature and top-k sampling of tokens).
+Sequence labelling: :func:`losses.ctc_loss`, decoders in :mod:`npseq.ctc`.
 A head of your own: subclass :class:`Module` (see its module docstring).
 The pure core under every layer: :mod:`npseq.stack` (time-major stack forward/backward),
 over :mod:`npseq.bptt` (one layer, one direction); :mod:`npseq.layout` and
@@ -28,8 +29,8 @@ from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
 from npseq.sampling import sample
-from npseq import (analysis, data, gradcheck, layout, losses, optim, params, rtrl, sampling,
-                   stack)
+from npseq import (analysis, ctc, data, gradcheck, layout, losses, optim, params, rtrl,
+                   sampling, stack)
 
 __version__ = "0.1.0"
 
@@ -38,4 +39,4 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
-           "data", "sampling", "sample"]
+           "data", "sampling", "sample", "ctc"]
