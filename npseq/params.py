@@ -12,6 +12,8 @@ order, except a kind's parameters with an ``init`` of their own.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from npseq.cells.base import STANDARD_PARAMS, CellKind
@@ -85,7 +87,7 @@ def init_params(rng: np.random.Generator, specs: dict, hidden_size: int, dtype) 
 
 
 def layer_params(params: dict, kind: CellKind, layer: int = 0, direction: int = 0,
-                 sfx: str = None) -> dict:
+                 sfx: Optional[str] = None) -> dict:
     """The parameters of one layer and direction keyed without suffix: the step's ``p``.
 
     The arrays are the module's own (not copies). ``sfx`` overrides the suffix ("" for a
