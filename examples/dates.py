@@ -16,7 +16,14 @@ model reads characters and writes characters (``npseq.seq2seq.Seq2Seq``): a bidi
 LSTM encoder, an LSTM decoder cell with Luong's ``general`` attention and input feeding,
 trained by teacher forcing with Adam. It is scored by exact match of the whole ISO string,
 decoded greedily (and, on the same held-out set, by beam search). The plot is the attention
-of one held-out example: which source characters each output character looked at.
+of one held-out example: which source characters each output character looked at. The year's
+digits look at their own digits; the keys are bidirectional encoder states, so a key also
+carries its neighbours (the month is read at the end of its name, or even from the weekday).
+
+Measured on 2 shared cores: 800 updates take 90 s (general attention) and reach 100% exact
+match on 2,000 held-out examples, greedy and beam search, with seeds 0 and 1; the held-out
+accuracy is 0.975 after 200 updates (the ``--quick`` run, 35 s in all). ``--attention
+additive`` reaches the same, but each step projects every key again: 3 to 4 times slower.
 """
 import datetime
 import sys
@@ -26,7 +33,6 @@ from _common import Clock, parser, positive_float, positive_int, pyplot, savefig
 
 import numpy as np
 
-import npseq
 from npseq import losses, optim
 from npseq.seq2seq import Seq2Seq
 

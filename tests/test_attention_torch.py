@@ -11,7 +11,6 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import npseq  # noqa: E402
 from npseq import losses  # noqa: E402
 from npseq.seq2seq import Seq2Seq  # noqa: E402
 from strategies import examples  # noqa: E402

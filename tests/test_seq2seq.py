@@ -350,3 +350,22 @@ def test_without_the_fallback_a_beam_can_end_below_greedy():
     np.testing.assert_array_equal(safe.tokens[below, :greedy.tokens.shape[1]],
                                   greedy.tokens[below, :safe.tokens.shape[1]])
     np.testing.assert_array_equal(safe.log_prob[~below], raw.log_prob[~below])
+
+
+def test_arguments_are_left_alone_and_state_dicts_round_trip():
+    rng = np.random.default_rng(0)
+    model = build("gru", True, "additive", seed=3)
+    src, lengths = rng.integers(0, 5, (4, 3)), np.array([4, 1, 2])
+    tgt_in = rng.integers(0, 6, (2, 3))
+    copies = [a.copy() for a in (src, lengths, tgt_in)]
+    logits = model(src, lengths, tgt_in)
+    dlogits = rng.standard_normal(logits.shape)
+    dcopy = dlogits.copy()
+    model.backward(dlogits)
+    model.beam_search(src, lengths, beam_size=2, max_length=3)
+    for a, b in zip((src, lengths, tgt_in, dlogits), copies + [dcopy]):
+        np.testing.assert_array_equal(a, b)
+    other = build("gru", True, "additive", seed=4)
+    other.load_state_dict(model.state_dict())
+    with npseq.no_grad():
+        np.testing.assert_array_equal(other(src, lengths, tgt_in), logits)
