@@ -28,11 +28,11 @@ class Seq2SeqCase:
 
 
 def build(cell, bidirectional, attention, src_vocab=5, tgt_vocab=6, E=2, H=3, seed=0):
-    He = (H if not bidirectional else 2) if attention != "dot" else (
-        H // 2 if bidirectional else H)
+    """A small model; with ``dot`` the keys (``D * He`` features) have the decoder's size H."""
     if attention == "dot" and bidirectional:
-        H = 2 * He if He else 2
-        He = H // 2
+        H, He = 2, 1
+    else:
+        He = 2 if bidirectional and attention != "dot" else H
     return Seq2Seq(src_vocab, tgt_vocab, E, H, cell=cell, bidirectional=bidirectional,
                    encoder_hidden_size=He, attention=attention, attention_size=3,
                    pad_index=PAD, bos_index=BOS, eos_index=EOS, seed=seed)
