@@ -13,6 +13,8 @@ Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`Last
 :func:`load`; :mod:`npseq.data` (padding, batches bucketed by length), :func:`sample`
 (temperature and top-k sampling of tokens).
 Sequence labelling: :func:`losses.ctc_loss`, decoders in :mod:`npseq.ctc`.
+Sequence to sequence: :class:`AdditiveAttention`, :class:`MultiplicativeAttention`,
+:class:`Seq2Seq` (teacher forcing, greedy and beam-search decoding).
 A head of your own: subclass :class:`Module` (see its module docstring).
 The pure core under every layer: :mod:`npseq.stack` (time-major stack forward/backward),
 over :mod:`npseq.bptt` (one layer, one direction); :mod:`npseq.layout` and
@@ -29,6 +31,8 @@ from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
 from npseq.sampling import sample
+from npseq.attention import AdditiveAttention, MultiplicativeAttention
+from npseq.seq2seq import Seq2Seq
 from npseq import (analysis, ctc, data, gradcheck, layout, losses, optim, params, rtrl,
                    sampling, stack)
 
@@ -39,4 +43,5 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
-           "data", "sampling", "sample", "ctc"]
+           "data", "sampling", "sample", "ctc", "AdditiveAttention",
+           "MultiplicativeAttention", "Seq2Seq"]

@@ -27,7 +27,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq import grad_mode
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
                                check_lengths, check_shape, make_rng)
 from npseq.module import Module
@@ -81,10 +80,16 @@ class AttentionCache(NamedTuple):
 
 
 class _AttentionBase(Module):
-    """Validation, masks and records; subclasses give ``_scores`` and ``_scores_backward``."""
+    """Validation, masks and records; subclasses give ``_scores`` and ``_scores_backward``.
+
+    Like a cell, an attention module is called once per decoder step, so it keeps a
+    last-in first-out stack of records (``keeps_stack``): a decoder loop written by hand runs
+    its backward steps in reverse order.
+    """
 
     query_size: int
     key_size: int
+    keeps_stack = True
 
     def __call__(self, query, keys, values, lengths=None, mask=None):
         return self.forward(query, keys, values, lengths, mask)
@@ -110,8 +115,7 @@ class _AttentionBase(Module):
         """
         q, K, V, mask = self._check_inputs(query, keys, values, lengths, mask)
         context, w, cache = self._apply(q, K, V, mask)
-        if grad_mode.is_grad_enabled():
-            self._push(cache)
+        self._push(cache)  # nothing inside no_grad()
         return context, w.copy()
 
     def backward(self, dcontext, dweights=None):

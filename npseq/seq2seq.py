@@ -213,6 +213,13 @@ class Seq2Seq(Module):
         inner = "".join(f"\n  ({n}): {m!r}" for n, m in self.named_modules())
         return f"Seq2Seq({inner}\n)"
 
+    def clear_records(self):
+        """Drop the pending forward record and those of every sub-module; returns self."""
+        super().clear_records()
+        for _, m in self.named_modules():
+            m.clear_records()
+        return self
+
     def train(self, mode=True):
         super().train(mode)
         for _, m in self.named_modules():
@@ -247,6 +254,9 @@ class Seq2Seq(Module):
             raise ValueError(f"tgt_in: expected shape (T, {src.shape[1]}) (the batch of src), "
                              f"got {tgt_in.shape}")
         keep = grad_mode.is_grad_enabled()
+        self._drop_unpaired("a new forward call replaced it" if keep
+                            else "a forward inside npseq.no_grad() followed it")
+        self.clear_records()  # the sub-modules' records of an unpaired forward, if any
         K, mask, state, s0 = self._encode(src, src_lengths)
         y = self.tgt_embedding(tgt_in)  # (T, B, E)
         B = src.shape[1]
@@ -257,8 +267,7 @@ class Seq2Seq(Module):
             steps.append(cache)
             h_tildes.append(h_tilde)
         logits = self.out(np.stack(h_tildes))  # (T, B, V)
-        if keep:
-            self._push(_Record(steps, s0, logits.shape, src.shape))
+        self._push(_Record(steps, s0, logits.shape, src.shape))  # nothing inside no_grad()
         return logits
 
     def _encode(self, src, src_lengths):
