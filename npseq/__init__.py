@@ -28,8 +28,9 @@ from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
 from npseq.sampling import sample
-from npseq import (analysis, data, gradcheck, layout, losses, optim, params, rtrl, sampling,
-                   stack)
+from npseq.dropout import Dropout, LockedDropout
+from npseq import (analysis, data, gradcheck, init, layout, losses, optim, params, rtrl,
+                   sampling, stack)
 
 __version__ = "0.1.0"
 
@@ -38,4 +39,4 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
-           "data", "sampling", "sample"]
+           "data", "sampling", "sample", "Dropout", "LockedDropout", "init"]
