@@ -29,7 +29,7 @@ import npseq
 from adding import adding_batch
 from npseq import losses, optim
 
-BASELINE_FRACTION = 0.5  # "learns": test MSE below half the predict-1 baseline
+BASELINE_FRACTION = 0.1  # "learns": test MSE below a tenth of the predict-1 baseline
 TANH_FRACTION = 0.8  # "does not learn": tanh RNN test MSE above 0.8 times the baseline
 
 
@@ -82,8 +82,8 @@ def train(kind, args, val, clock):
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--T", type=positive_int, default=150, help="sequence length (default 150)")
-    p.add_argument("--steps", type=positive_int, default=1500,
-                   help="training steps per model (default 1500)")
+    p.add_argument("--steps", type=positive_int, default=2500,
+                   help="training steps per model (default 2500)")
     p.add_argument("--hidden", type=positive_int, default=64, help="hidden units (default 64)")
     p.add_argument("--batch", type=positive_int, default=32,
                    help="sequences per step (default 32)")
