@@ -481,3 +481,29 @@ def test_init_helpers_reject_what_they_cannot_initialise():
         npseq.init.orthogonal_(npseq.Linear(2, 3))
     with pytest.raises(TypeError, match="gain: expected a finite real number"):
         npseq.init.orthogonal_(npseq.GRU(2, 3), gain=float("nan"))
+
+
+# -- arguments left alone, dtypes kept -----------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arguments_left_alone_and_dtype_kept(dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 3, 5)).astype(dtype)
+    dy = rng.standard_normal((4, 3, 5)).astype(dtype)
+    lengths = np.array([4, 2, 3])
+    saved = [a.copy() for a in (x, dy, lengths)]
+    for drop in (npseq.Dropout(0.5, seed=0), npseq.LockedDropout(0.5, seed=0)):
+        y = drop(x)
+        dx = drop.backward(dy)
+        assert y.dtype == dx.dtype == dtype
+        assert not np.shares_memory(y, x) and not np.shares_memory(dx, dy)
+    for fn in (losses.ar_loss, losses.tar_loss):
+        loss, dh = fn(x, 1.0, lengths=lengths)
+        assert dh.dtype == dtype and np.isfinite(loss)
+    emb = npseq.Embedding(6, 5, dtype=dtype, seed=0, dropout=0.5)
+    idx = np.array([[1, 2, 2], [5, 0, 1]])
+    idx_saved = idx.copy()
+    assert emb(idx).dtype == dtype
+    emb.backward(dy[:2, :3])
+    assert np.array_equal(idx, idx_saved)
+    for a, b in zip((x, dy, lengths), saved):
+        assert np.array_equal(a, b)
