@@ -35,12 +35,10 @@ class DropoutRecord(NamedTuple):
 
 
 def _float_input(name, x):
-    """A real array as float: a float array keeps its dtype, anything else becomes float64."""
+    """A real array as float: float32 stays float32, anything else becomes float64."""
     reject_packed_sequence(name, x)
-    arr = np.asarray(x) if isinstance(x, np.ndarray) else None
-    if arr is not None and arr.dtype.kind == "f":
-        return arr
-    return as_array(name, x, np.float64)
+    is32 = isinstance(x, np.ndarray) and x.dtype == np.float32
+    return as_array(name, x, np.float32 if is32 else np.float64)
 
 
 def _scaled_mask(rng, shape, p, dtype):
@@ -105,8 +103,8 @@ class Dropout(_DropoutBase):
         dx   = dy * m
 
     In evaluation mode or with ``p = 0``: ``y = x`` (bit for bit, a copy), ``dx = dy``, and
-    nothing is drawn from ``rng``. The output keeps a float input's dtype (other inputs
-    become float64).
+    nothing is drawn from ``rng``. A float32 input gives a float32 output; any other
+    real input becomes float64.
 
     Examples
     --------
