@@ -53,12 +53,13 @@ def _blocks(module, where):
                     f"npseq.GRUCell, ...), got {type(module).__name__}")
 
 
-def _check_real(name, value, positive=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not np.isfinite(value):
-        raise TypeError(f"{name}: expected a finite real number, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
+def _check_real(name, value):
+    """A finite real number (not a bool), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite real number, got {value!r} "
+                        f"({type(value).__name__})")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     return float(value)
 
 

@@ -479,8 +479,10 @@ def test_init_helpers_reject_what_they_cannot_initialise():
         npseq.init.chrono_(npseq.GRU(2, 3, recurrent_activation="hard_sigmoid"), 10)
     with pytest.raises(TypeError, match="expected an npseq recurrent layer or cell"):
         npseq.init.orthogonal_(npseq.Linear(2, 3))
-    with pytest.raises(TypeError, match="gain: expected a finite real number"):
+    with pytest.raises(ValueError, match="gain: expected a finite real number"):
         npseq.init.orthogonal_(npseq.GRU(2, 3), gain=float("nan"))
+    with pytest.raises(TypeError, match="value: expected a finite real number"):
+        npseq.init.forget_bias_(npseq.LSTM(2, 3), value="1")
 
 
 # -- arguments left alone, dtypes kept -----------------------------------------------------
