@@ -14,6 +14,11 @@ The task is the adding problem of ``examples/adding.py`` (its data generator is 
 channels, values in [0, 1) and two markers; the target is the sum of the two marked values.
 Always predicting 1 scores a mean squared error of about 0.167.
 
+The IRNN's first few hundred steps are not smooth: with ``W_hh = I`` a ReLU state that grows
+is not damped, and the training MSE of a batch can jump by many orders of magnitude (the
+clipped gradient contains it) before the model settles and learns; expect such lines in the
+progress output.
+
 Both models are ``Sequential(RNN, LastStep(), Linear(H, 1))``, trained on the same fresh
 batches with Adam (its learning rate annealed to 0 along a half cosine over the run, so that
 the final model is not caught in one of Adam's late spikes) and the gradient's norm clipped
