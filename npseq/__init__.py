@@ -15,6 +15,9 @@ Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`Last
 Sequence labelling: :func:`losses.ctc_loss`, decoders in :mod:`npseq.ctc`.
 Sequence to sequence: :class:`AdditiveAttention`, :class:`MultiplicativeAttention`,
 :class:`Seq2Seq` (teacher forcing, greedy and beam-search decoding).
+Regularisation: the layers' ``weight_dropout=`` and ``zoneout=``, :class:`Dropout`,
+:class:`LockedDropout`, ``Embedding(dropout=)``, ``losses.ar_loss``/``tar_loss``;
+initialisations: :mod:`npseq.init`.
 A head of your own: subclass :class:`Module` (see its module docstring).
 The pure core under every layer: :mod:`npseq.stack` (time-major stack forward/backward),
 over :mod:`npseq.bptt` (one layer, one direction); :mod:`npseq.layout` and
@@ -33,7 +36,8 @@ from npseq.tbptt import truncated_bptt
 from npseq.sampling import sample
 from npseq.attention import AdditiveAttention, MultiplicativeAttention
 from npseq.seq2seq import Seq2Seq
-from npseq import (analysis, ctc, data, gradcheck, layout, losses, optim, params, rtrl,
+from npseq.dropout import Dropout, LockedDropout
+from npseq import (analysis, ctc, data, gradcheck, init, layout, losses, optim, params, rtrl,
                    sampling, stack)
 
 __version__ = "0.1.0"
@@ -44,4 +48,4 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
            "data", "sampling", "sample", "ctc", "AdditiveAttention",
-           "MultiplicativeAttention", "Seq2Seq"]
+           "MultiplicativeAttention", "Seq2Seq", "Dropout", "LockedDropout", "init"]

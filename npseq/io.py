@@ -22,6 +22,7 @@ import numpy as np
 
 from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.cells.base import CellKind
+from npseq.dropout import Dropout, LockedDropout
 from npseq.layers import GRU, LSTM, RNN
 from npseq.model import LastStep, Sequential
 from npseq.module import Module
@@ -34,7 +35,7 @@ CONFIG_KEY = "__npseq__"
 FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, Sequential, Recurrent,
-                                         RecurrentCell)}
+                                         RecurrentCell, Dropout, LockedDropout)}
 
 
 def _config(module, where="model") -> dict:
@@ -75,7 +76,7 @@ def save(path, model):
     path : str, os.PathLike or a binary file object
         Written exactly as given (no ``.npz`` is appended).
     model : npseq.RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, LastStep,
-        Recurrent, RecurrentCell, or a Sequential of these. A ``Recurrent`` or
+        Dropout, LockedDropout, Recurrent, RecurrentCell, or a Sequential of these. A ``Recurrent`` or
         ``RecurrentCell`` saves its cell kind by name; :func:`load` takes the kind again.
 
     Raises

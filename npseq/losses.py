@@ -14,13 +14,16 @@ correctly rounded result, so underflow is not reported.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from npseq._validation import as_array, check_choice, check_shape
+from npseq._validation import as_array, check_bool, check_choice, check_lengths, check_shape
 from npseq.activations import sigmoid
 from npseq.ctc import ctc_loss
 
-__all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits", "ctc_loss"]
+__all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logits", "ctc_loss",
+           "ar_loss", "tar_loss"]
 
 _REDUCTIONS = ("mean", "sum")
 
@@ -210,3 +213,127 @@ def bce_with_logits(logits, target, reduction="mean"):
         nll = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
     loss, w = _reduce(nll, np.ones_like(z), reduction)
     return loss, (sigmoid(z) - y) * w
+
+
+# -- activation regularisation (Merity et al. 2017) ------------------------------------------
+def _sequence_and_weights(name, h, lengths, batch_first):
+    """``h`` as (T, B, F) (a view) and the weight (T, B) of every step: 1 at the steps
+    before each sequence's length, 0 at padded steps (all 1 without ``lengths``)."""
+    h = _float_array(name, h)
+    batch_first = check_bool("batch_first", batch_first)
+    if h.ndim not in (2, 3):
+        layout = "(batch, seq_len, features)" if batch_first else "(seq_len, batch, features)"
+        raise ValueError(f"{name}: expected shape {layout} or unbatched (seq_len, features), "
+                         f"got {h.shape}")
+    unbatched = h.ndim == 2
+    seq = h[:, None] if unbatched else (h.transpose(1, 0, 2) if batch_first else h)
+    T, B = seq.shape[:2]
+    if lengths is None:
+        return seq, np.ones((T, B), seq.dtype), unbatched
+    n = check_lengths(lengths, T, B, scalar_ok=unbatched)  # (B,)
+    return seq, (np.arange(T)[:, None] < n[None, :]).astype(seq.dtype), unbatched
+
+
+def _check_scale(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not (np.isfinite(value) and value >= 0):
+        raise (TypeError if not isinstance(value, numbers.Real) or isinstance(
+            value, (bool, np.bool_)) else ValueError)(
+            f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _back_to_layout(dseq, unbatched, batch_first):
+    if unbatched:
+        return dseq[:, 0]
+    return dseq.transpose(1, 0, 2) if batch_first else dseq
+
+
+def ar_loss(h, alpha=2.0, lengths=None, batch_first=False, reduction="mean"):
+    """Activation regularisation, AR (Merity et al. 2017): ``alpha`` times the mean square of
+    the outputs.
+
+    AWD-LSTM applies it to the last layer's output *after* dropout:
+    ``alpha * dropped_rnn_h.pow(2).mean()``.
+
+    Parameters
+    ----------
+    h : array_like, shape (T, B, F), (B, T, F) with ``batch_first``, or unbatched (T, F)
+        The outputs to regularise (e.g. a layer's ``out`` after a :class:`~npseq.LockedDropout`).
+    alpha : float >= 0, default 2.0 (AWD-LSTM's value)
+    lengths : array_like of int, shape (B,), optional
+        Valid length of each sequence, 1..T: padded steps count for nothing, neither in the
+        sum nor in the count ``N``.
+    batch_first : bool, default False
+        Layout of ``h``.
+    reduction : {"mean", "sum"}
+
+    Returns
+    -------
+    loss : float
+    dh : ndarray shaped like ``h`` (zero at padded steps)
+
+    Notes
+    -----
+    With ``w[t, b]`` 1 at valid steps (``t < lengths[b]``) and 0 at padded ones, ``N`` the
+    number of valid elements ``F * sum_b lengths[b]`` for ``"mean"`` (``T * B * F`` without
+    ``lengths``, exactly ``.mean()``), 1 for ``"sum"``::
+
+        L  = alpha * sum_{t,b,f} w[t,b] h[t,b,f]**2 / N
+        dh = 2 alpha w h / N
+    """
+    alpha = _check_scale("alpha", alpha)
+    check_choice("reduction", reduction, _REDUCTIONS)
+    seq, w, unbatched = _sequence_and_weights("h", h, lengths, batch_first)  # (T,B,F), (T,B)
+    loss, wn = _reduce(seq * seq, np.broadcast_to(w[..., None], seq.shape), reduction)  # wn=w/N
+    dseq = 2 * alpha * wn * seq  # (T, B, F)
+    return alpha * loss, _back_to_layout(dseq, unbatched, batch_first)
+
+
+def tar_loss(h, beta=1.0, lengths=None, batch_first=False, reduction="mean"):
+    """Temporal activation regularisation, TAR (Merity et al. 2017): ``beta`` times the mean
+    square of the change of the outputs from one step to the next.
+
+    AWD-LSTM applies it to the last layer's output *before* dropout:
+    ``beta * (rnn_h[1:] - rnn_h[:-1]).pow(2).mean()``.
+
+    Parameters
+    ----------
+    h : array_like, shape (T, B, F), (B, T, F) with ``batch_first``, or unbatched (T, F)
+    beta : float >= 0, default 1.0 (AWD-LSTM's value)
+    lengths : array_like of int, shape (B,), optional
+        Valid length of each sequence, 1..T: a difference counts only when both of its steps
+        are valid (``t + 1 < lengths[b]``), so a padded step never enters, and a sequence of
+        length 1 contributes nothing.
+    batch_first : bool, default False
+    reduction : {"mean", "sum"}
+
+    Returns
+    -------
+    loss : float
+        NaN with ``"mean"`` when no difference counts (T = 1, or every length 1), as
+        ``.mean()`` of an empty tensor in PyTorch; its gradient is then zero.
+    dh : ndarray shaped like ``h``
+
+    Notes
+    -----
+    With ``d[t] = h[t+1] - h[t]`` for ``t = 0..T-2``, ``w[t, b]`` 1 when both steps are valid
+    (``t + 1 < lengths[b]``), ``N = F * sum_b (lengths[b] - 1)`` for ``"mean"``
+    (``(T - 1) * B * F`` without ``lengths``, exactly ``.mean()``), 1 for ``"sum"``::
+
+        L        = beta * sum_{t,b,f} w[t,b] d[t,b,f]**2 / N
+        g[t]     = 2 beta w[t] d[t] / N                 (T-1, B, F)
+        dh[t+1] += g[t]
+        dh[t]   -= g[t]
+    """
+    beta = _check_scale("beta", beta)
+    check_choice("reduction", reduction, _REDUCTIONS)
+    seq, w, unbatched = _sequence_and_weights("h", h, lengths, batch_first)  # (T,B,F), (T,B)
+    d = seq[1:] - seq[:-1]  # (T-1, B, F)
+    w_pair = w[1:]  # (T-1, B): step t+1 valid implies step t valid
+    loss, wn = _reduce(d * d, np.broadcast_to(w_pair[..., None], d.shape), reduction)
+    g = 2 * beta * wn * d  # (T-1, B, F)
+    dseq = np.zeros_like(seq)  # (T, B, F)
+    dseq[1:] += g
+    dseq[:-1] -= g
+    return beta * loss, _back_to_layout(dseq, unbatched, batch_first)

@@ -7,12 +7,12 @@ add into ``grads``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq._validation import (as_array, check_bool, check_dtype, check_int, check_shape,
-                               make_rng, reject_packed_sequence)
+from npseq._validation import (as_array, check_bool, check_dtype, check_int, check_probability,
+                               check_shape, make_rng, reject_packed_sequence)
 from npseq.module import Module
 
 __all__ = ["Linear", "Embedding"]
@@ -135,6 +135,8 @@ class Linear(Module):
 
 class EmbeddingCache(NamedTuple):
     idx: np.ndarray  # (...) the looked-up rows
+    row_scale: Optional[np.ndarray]  # (num_embeddings,) the word mask m = kept / (1 - p), or
+    #                                  None when no row was dropped (eval mode or dropout 0)
 
 
 class Embedding(Module):
@@ -150,12 +152,18 @@ class Embedding(Module):
         values count from the end, as in PyTorch.
     dtype : numpy.float64 (default) or numpy.float32
     seed : None, int or numpy.random.Generator
-        Source of the initial table, N(0, 1) as PyTorch.
+        Source of the initial table, N(0, 1) as PyTorch, then of the dropout masks.
+    dropout : float in [0, 1), default 0
+        Embedding dropout (Merity et al. 2017): in training mode, each forward call drops
+        whole rows of the table (whole words) with probability ``dropout`` and scales the
+        other rows by ``1 / (1 - dropout)``. 0 (the default) is the plain lookup.
 
     Attributes
     ----------
     params : dict
         ``weight`` (num_embeddings, embedding_dim).
+    rng : numpy.random.Generator
+        The source of the dropout masks (after the initial table was drawn from it).
 
     Notes
     -----
@@ -167,6 +175,17 @@ class Embedding(Module):
 
     ``backward`` adds into ``grads["weight"]`` with ``np.add.at`` (which sums repeated
     indices) and returns None: integer inputs have no gradient.
+
+    With ``dropout = p > 0`` in training mode, each forward call draws one mask over the
+    vocabulary from :attr:`rng` (AWD-LSTM's ``embedded_dropout``): a dropped word is zero at
+    every position where it occurs in the batch, a kept word is scaled::
+
+        kept[r] ~ Bernoulli(1 - p)                      (num_embeddings,), once per call
+        m[r]    = kept[r] / (1 - p)
+        y       = (m[:, None] * W)[idx] = m[idx][..., None] * W[idx]
+        dW[r]  += m[r] * sum_{j : idx_j = r} dy_j       the gradient through the same mask
+
+    In evaluation mode, or with ``dropout = 0``, nothing is drawn and the lookup is plain.
 
     Examples
     --------
@@ -181,7 +200,7 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float64,
-                 seed=None):
+                 seed=None, *, dropout=0.0):
         super().__init__(check_dtype(dtype))
         self.num_embeddings = check_int("num_embeddings", num_embeddings, minimum=1)
         self.embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
@@ -190,7 +209,9 @@ class Embedding(Module):
                                     maximum=self.num_embeddings - 1)
             padding_idx %= self.num_embeddings
         self.padding_idx = padding_idx
-        weight = make_rng(seed).standard_normal((self.num_embeddings, self.embedding_dim))
+        self.dropout = check_probability("dropout", dropout)
+        self.rng = make_rng(seed)  # draws the initial table, then the dropout masks
+        weight = self.rng.standard_normal((self.num_embeddings, self.embedding_dim))
         if padding_idx is not None:
             weight[padding_idx] = 0
         self.params = {"weight": weight.astype(self.dtype)}
@@ -198,6 +219,7 @@ class Embedding(Module):
 
     def __repr__(self):
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        pad += f", dropout={self.dropout}" if self.dropout else ""
         return (f"Embedding({self.num_embeddings}, {self.embedding_dim}{pad}, "
                 f"dtype={self.dtype.name})")
 
@@ -205,7 +227,8 @@ class Embedding(Module):
         return self.forward(idx)
 
     def forward(self, idx):
-        """``y = W[idx]``.
+        """``y = W[idx]``; in training mode with ``dropout > 0``, ``y = m[idx][..., None] * W[idx]``
+        with a new word mask ``m`` (see the class Notes).
 
         Parameters
         ----------
@@ -227,8 +250,13 @@ class Embedding(Module):
             raise ValueError(f"idx: expected values in 0..{self.num_embeddings - 1} "
                              f"(num_embeddings - 1), got values from {idx.min()} to "
                              f"{idx.max()}")
-        y = self.params["weight"][idx]
-        self._push(EmbeddingCache(idx))  # nothing inside no_grad()
+        y = self.params["weight"][idx]  # (..., embedding_dim)
+        row_scale = None
+        if self.training and self.dropout > 0:
+            kept = self.rng.random(self.num_embeddings) >= self.dropout  # (V,) P = 1 - p
+            row_scale = kept.astype(self.dtype) / self.dtype.type(1 - self.dropout)  # m (V,)
+            y *= row_scale[idx][..., None]  # y = m[idx] * W[idx]
+        self._push(EmbeddingCache(idx, row_scale))  # nothing inside no_grad()
         return y
 
     def backward(self, dy):
@@ -243,13 +271,15 @@ class Embedding(Module):
         None
             The table's gradient is added into ``grads["weight"]``, touched rows only.
         """
-        idx = self._peek().idx
+        idx, row_scale = self._peek()
         if dy is not None:
             dy = check_shape("dy", as_array("dy", dy, self.dtype),
                              idx.shape + (self.embedding_dim,), "(the shape of y)")
         self._pop()  # only once dy passed its checks
         if dy is None:
             return None
+        if row_scale is not None:
+            dy = dy * row_scale[idx][..., None]  # through the word mask: m[idx_j] dy_j
         if self.padding_idx is not None:
             counted = idx != self.padding_idx
             idx, dy = idx[counted], dy[counted]

@@ -22,6 +22,7 @@ CASES = {
     "reber.py": "summary: embedded Reber:",
     "lbfgs.py": "summary: L-BFGS delayed echo",
     "ctc_digits.py": "summary: ctc digits: held-out sequence accuracy",
+    "irnn_adding.py": "summary: IRNN adding T=20: test MSE IRNN",
 }
 
 NEEDS_SKLEARN = {"digits.py", "ctc_digits.py"}
@@ -78,6 +79,7 @@ def test_example_runs_quick(script, tmp_path):
     ("char_lm.py", "--lr", "-0.1"),
     ("lbfgs.py", "--delay", "0"),
     ("ctc_digits.py", "--average", "1.5"),
+    ("irnn_adding.py", "--T", "1"),
 ])
 def test_bad_flag_is_rejected(script, flag, value, tmp_path):
     proc = run(script, tmp_path, flag, value)
@@ -108,3 +110,20 @@ def test_digits_without_scikit_learn_says_what_to_install(script, tmp_path):
     proc = run_without("sklearn", script, tmp_path, "--quick")
     assert proc.returncode == 1
     assert "needs scikit-learn" in proc.stderr and "pip install scikit-learn" in proc.stderr
+
+
+@pytest.mark.slow
+def test_irnn_adding_quick_prints_its_numbers(tmp_path):
+    """The summary's numbers: two finite MSEs and the predict-1 baseline, about 1/6."""
+    import re
+
+    proc = run("irnn_adding.py", tmp_path, "--quick", "--out-dir", "plots")
+    assert proc.returncode == 0, proc.stderr
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("summary: ")][0]
+    match = re.fullmatch(r"summary: IRNN adding T=20: test MSE IRNN (\S+), tanh RNN (\S+) "
+                         r"\(baseline (\S+)\); \d+s", summary)
+    assert match, summary
+    irnn, tanh, baseline = map(float, match.groups())
+    assert 0 < irnn < 1 and 0 < tanh < 1  # finite, and not diverged
+    assert abs(baseline - 1 / 6) < 0.03  # 1000 test sequences: std of the estimate ~0.006
+    assert "quick run: too short for the result" in proc.stdout
