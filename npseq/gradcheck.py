@@ -121,14 +121,23 @@ def _state_names(state, prefix):
     return [f"{prefix}[{i}]" for i in range(len(arrays))]
 
 
+def _generators(module) -> list:
+    """The random generators of ``module`` and of its sub-modules (a Sequential's)."""
+    found = [module.rng] if isinstance(getattr(module, "rng", None), np.random.Generator) else []
+    for sub in getattr(module, "modules", ()):
+        found += [g for g in _generators(sub) if all(g is not f for f in found)]
+    return found
+
+
 def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs) -> dict:
     """Compare every analytic gradient of a cell or layer with central differences.
 
     The module's forward is called as ``module(x, state, **forward_kwargs)``; its outputs are
     contracted with random upstream gradients drawn from ``seed``; the module's
     ``backward`` gives the analytic gradients of ``x``, of every array in ``state`` and, in
-    ``module.grads``, of every parameter. If the module has a random generator ``rng`` (for
-    dropout), it is reset before every forward so that each sees the same masks.
+    ``module.grads``, of every parameter. If the module (or a sub-module of a Sequential)
+    has a random generator ``rng`` (for dropout masks), it is reset before every forward so
+    that each sees the same masks.
 
     Neither ``x`` nor ``state`` is modified; the module's parameters are restored exactly
     and its ``grads`` hold the analytic gradients of this check when it returns (what they
@@ -173,12 +182,13 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
     x = np.array(as_array("x", x, module.dtype))  # a copy: perturbed in place below
     state_arrays = [np.array(s, dtype=module.dtype) for s in _flatten(state)]
     state = _like(state, state_arrays)
-    rng_state = module.rng.bit_generator.state if hasattr(module, "rng") else None
+    generators = _generators(module)  # the masks' sources, reset before every forward
+    generator_states = [g.bit_generator.state for g in generators]
     is_cell = module.keeps_stack  # a cell: backward(dstate); a layer: backward(dout, dstate)
 
     def forward():
-        if rng_state is not None:
-            module.rng.bit_generator.state = rng_state
+        for g, saved in zip(generators, generator_states):
+            g.bit_generator.state = saved
         return module(x, state, **forward_kwargs)
 
     module.clear_records()  # the check pairs its own forward with its own backward

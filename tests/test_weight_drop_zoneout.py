@@ -163,3 +163,14 @@ def test_save_and_load_keep_the_options(tmp_path):
 def test_validation_names_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         npseq.LSTM(2, 3, **kwargs)
+
+
+def test_check_gradients_replays_the_masks_of_every_module_of_a_sequential():
+    """The AWD-LSTM combination: locked dropout around a weight-dropped, zoned-out LSTM."""
+    rng = np.random.default_rng(10)
+    lstm = _randomise(npseq.LSTM(3, 4, num_layers=2, dropout=0.3, weight_dropout=0.4,
+                                 zoneout=(0.2, 0.1), seed=0), rng)
+    model = npseq.Sequential(npseq.LockedDropout(0.3, seed=2), lstm,
+                             npseq.LockedDropout(0.4, seed=3), npseq.Linear(4, 2, seed=1))
+    errors = check_gradients(model, rng.standard_normal((5, 2, 3)), None, lengths=[5, 3])
+    assert max(errors.values()) < 1e-7, errors
