@@ -309,12 +309,13 @@ def variant_options(draw, kind: str, hidden_size: int, torch_only: bool = False)
 
 @st.composite
 def long_configs(draw, kinds=KINDS, max_layers=2, max_size=3, max_batch=8, variants=True,
-                 checkpointing=True):
+                 checkpointing=True, bidirectional=None, min_layers=1):
     """A :class:`LayerConfig` with ``MIN_ROWS <= T*B <= MAX_ROWS`` (several driver blocks).
 
     Draws the cell kind, its variant options (only torch.nn's with ``variants=False``),
-    1..``max_layers`` layers, both directions or one, ``batch_first``, ``checkpoint_every``
-    (None, or 1 up to past T) and small feature sizes (to stay fast). No dropout, batched.
+    ``min_layers``..``max_layers`` layers, both directions or one (or as ``bidirectional``
+    forces), ``batch_first``, ``checkpoint_every`` (None, or 1 up to past T) and small
+    feature sizes (to stay fast). No dropout, batched.
     """
     kind = draw(st.sampled_from(kinds))
     H = draw(st.integers(2, max_size + 1))
@@ -327,8 +328,10 @@ def long_configs(draw, kinds=KINDS, max_layers=2, max_size=3, max_batch=8, varia
         k = draw(st.sampled_from((1, 2, 7, 64, T - 1, T + 5)))
     return LayerConfig(
         kind=kind, input_size=draw(st.integers(1, max_size)), hidden_size=H,
-        num_layers=draw(st.integers(1, max_layers)), bias=True,
-        batch_first=draw(st.booleans()), bidirectional=draw(st.booleans()), proj_size=proj,
+        num_layers=draw(st.integers(min_layers, max_layers)), bias=True,
+        batch_first=draw(st.booleans()),
+        bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,
+        proj_size=proj,
         seq_len=T, batch=B, seed=draw(st.integers(0, 2 ** 16)), options=options,
         checkpoint_every=k)
 
