@@ -12,6 +12,11 @@ Main entry points
 ``layer_configs()``   a point of a layer's configuration space: a :class:`LayerConfig`
 ``layer_cases()``     a configuration with its input, lengths, state and upstream gradients:
                       a :class:`LayerCase`
+``long_configs()``    a configuration whose T*B spans several blocks of the BPTT driver, with
+                      a cell variant, ``checkpoint_every`` and lengths: a :class:`LayerConfig`
+``seeded_case(cfg)``  arrays for such a configuration, from a seed (they are too large to draw
+                      element by element): a :class:`LayerCase`
+``randomise(m, rng)`` every parameter of a module random and non-zero
 ``examples(n)``       ``n`` scaled by the active Hypothesis profile (for expensive tests)
 
 Cell kinds are named ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` and ``"gru"`` (:data:`KINDS`).
@@ -156,6 +161,8 @@ class LayerConfig:
     seq_len: int = 3
     batch: Optional[int] = 2  # None for unbatched input
     seed: int = 0
+    options: dict = field(default_factory=dict)  # variant options (layer_norm=True, ...)
+    checkpoint_every: Optional[int] = None
 
     @property
     def num_directions(self) -> int:
@@ -179,7 +186,7 @@ class LayerConfig:
         """The npseq layer (weights from ``seed``: U(+-1/sqrt(H)), biases non-zero a.s.)."""
         cls = {"lstm": npseq.LSTM, "gru": npseq.GRU}.get(self.kind, npseq.RNN)
         return cls(self.input_size, self.hidden_size, dtype=dtype, seed=self.seed,
-                   **self.kwargs())
+                   checkpoint_every=self.checkpoint_every, **self.kwargs(), **self.options)
 
     def x_shape(self) -> tuple:
         T, B, D = self.seq_len, self.batch, self.input_size
@@ -254,3 +261,118 @@ def layer_cases(draw, configs=None, with_lengths=None, with_state=None):
     dout = draw(upstream_arrays(cfg.out_shape()))
     dstate = pack_state(cfg.kind, [draw(upstream_arrays(s)) for s in cfg.state_shapes()])
     return LayerCase(cfg, x, lengths, state, dout, dstate)
+
+
+# -- sequences past one block ----------------------------------------------------------------
+# The BPTT driver forms the input projection and the weight gradients one block of about 512
+# rows of (T*B, .) at a time. T*B drawn in [MIN_ROWS, MAX_ROWS] spans two or more blocks, so
+# a block summed wrongly, or a direction visiting its blocks in the wrong order, shows.
+MIN_ROWS, MAX_ROWS = 1100, 1500
+
+# Variant options drawn for the LSTM and GRU: every activation smooth. With thousands of
+# units, some sit within a finite-difference step (or a float32 rounding) of a kink (ReLU at
+# 0; hard_sigmoid at +-3, where layer norm puts many gate pre-activations), and crossing it
+# moves a gradient by a whole row. Fixed cases check ReLU (central differences) and
+# hard_sigmoid (float32 against float64) at these sizes.
+# Well-conditioned models only, so that float32 and central differences are held to what
+# the sizes predict: the LSTM keeps tanh as its activation (with a sigmoid, g > 0 makes c
+# grow to about g / (1 - f) and its gradients sums that cancel); the GRU keeps sigmoid gates
+# (with tanh, z < 0 makes h = (1 - z) n + z h_prev grow); tanh gates on a layer-normalised
+# LSTM, whose gate pre-activations never shrink, make it chaotic over 1000 steps (central
+# differences then err by O(1), shrinking as eps**2: truncation, not a wrong gradient).
+ACTIVATIONS = {"lstm": ("tanh",), "gru": ("tanh", "sigmoid")}
+GATE_ACTIVATIONS = {"lstm": ("sigmoid", "tanh"), "gru": ("sigmoid",), "layer_norm": ("sigmoid",)}
+
+
+@st.composite
+def variant_options(draw, kind: str, hidden_size: int, torch_only: bool = False):
+    """Constructor options of a cell variant for ``kind`` (``{}`` for the RNNs).
+
+    LSTM: a projection, ``layer_norm`` or ``peephole`` (or none), with drawn activations;
+    GRU: ``reset_after`` with drawn activations. ``torch_only``: only what torch.nn has (a
+    projection), returned as ``{"proj_size": p}`` or ``{}``.
+    """
+    if kind.startswith("rnn_"):
+        return {}
+    structure = (("plain", "proj") if kind == "lstm" else ("plain",)) if torch_only else (
+        ("plain", "proj", "layer_norm", "peephole") if kind == "lstm" else
+        ("plain", "reset_before"))
+    choice = draw(st.sampled_from(structure))
+    options = {}
+    if choice == "proj" and hidden_size > 1:
+        options["proj_size"] = draw(st.integers(1, hidden_size - 1))
+    elif choice in ("layer_norm", "peephole"):
+        options[choice] = True
+    elif choice == "reset_before":
+        options["reset_after"] = False
+    if not torch_only:
+        options["activation"] = draw(st.sampled_from(ACTIVATIONS[kind]))
+        gates = GATE_ACTIVATIONS["layer_norm" if choice == "layer_norm" else kind]
+        options["recurrent_activation"] = draw(st.sampled_from(gates))
+    return options
+
+
+@st.composite
+def long_configs(draw, kinds=KINDS, max_layers=2, max_size=3, max_batch=8, variants=True,
+                 checkpointing=True, bidirectional=None, min_layers=1):
+    """A :class:`LayerConfig` with ``MIN_ROWS <= T*B <= MAX_ROWS`` (several driver blocks).
+
+    Draws the cell kind, its variant options (only torch.nn's with ``variants=False``),
+    ``min_layers``..``max_layers`` layers, both directions or one (or as ``bidirectional``
+    forces), ``batch_first``, ``checkpoint_every`` (None, or 1 up to past T) and small
+    feature sizes (to stay fast). No dropout, batched.
+    """
+    kind = draw(st.sampled_from(kinds))
+    H = draw(st.integers(2, max_size + 1))
+    B = draw(st.integers(1, max_batch))
+    T = draw(st.integers(-(-MIN_ROWS // B), MAX_ROWS // B))
+    options = dict(draw(variant_options(kind, H, torch_only=not variants)))
+    proj = options.pop("proj_size", 0)
+    if options.get("layer_norm"):  # over 2 or 3 units layer norm is near-singular: over
+        H = max(H, 4)  # long sequences its 1/std makes central differences err by O(1)
+    k = None
+    if checkpointing and draw(st.booleans()):
+        k = draw(st.sampled_from((1, 2, 7, 64, T - 1, T + 5)))
+    return LayerConfig(
+        kind=kind, input_size=draw(st.integers(1, max_size)), hidden_size=H,
+        num_layers=draw(st.integers(min_layers, max_layers)), bias=True,
+        batch_first=draw(st.booleans()),
+        bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,
+        proj_size=proj,
+        seq_len=T, batch=B, seed=draw(st.integers(0, 2 ** 16)), options=options,
+        checkpoint_every=k)
+
+
+def randomise(module, rng):
+    """Every parameter random and non-zero, in place: weights in +-1/sqrt(H) (as PyTorch's
+    init), biases of either sign with |b| in [0.1, 0.5], layer-norm gains in [0.5, 1.5]."""
+    bound = 1.0 / np.sqrt(module.hidden_size)
+    for name, p in module.params.items():
+        if name.startswith("ln_") and "_weight" in name:
+            p[...] = rng.uniform(0.5, 1.5, p.shape)
+        elif "bias" in name:
+            p[...] = rng.choice([-1.0, 1.0], p.shape) * rng.uniform(0.1, 0.5, p.shape)
+        else:
+            p[...] = rng.choice([-1.0, 1.0], p.shape) * rng.uniform(0.05, bound, p.shape)
+    return module
+
+
+def seeded_case(cfg: LayerConfig, seed: int, lengths=None, with_state=True) -> LayerCase:
+    """A :class:`LayerCase` for ``cfg`` whose arrays come from ``numpy.random`` seeded with
+    ``seed`` (hypothesis draws the seed): x and the initial state in [-1, 1], upstream
+    gradients of either sign with magnitude in [0.1, 1] (never constant).
+
+    Element-by-element drawing (``arrays``) is the rule for small arrays; at thousands of
+    rows it takes seconds an example and its shrinking of single elements means nothing.
+    """
+    rng = np.random.default_rng(seed)
+
+    def upstream(shape):
+        return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
+
+    state = (pack_state(cfg.kind, [rng.uniform(-1, 1, s) for s in cfg.state_shapes()])
+             if with_state else None)
+    return LayerCase(cfg, rng.uniform(-1, 1, cfg.x_shape()),
+                     None if lengths is None else np.asarray(lengths), state,
+                     upstream(cfg.out_shape()),
+                     pack_state(cfg.kind, [upstream(s) for s in cfg.state_shapes()]))

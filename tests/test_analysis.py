@@ -340,6 +340,70 @@ def test_gru_and_rnn_gate_statistics():
     assert table.count("\n") == 12 and "reverse" in table
 
 
+def _gru_gates_by_hand(p, x, h0, lengths, reset_after):
+    """r, z, n of one GRU layer and direction at the real steps of every sequence, stacked
+    as (steps, H), from the equations (no npseq code)::
+
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))      reset_after
+        n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)      reset before
+        h = (1 - z) * n + z * h
+
+    ``x`` (T, B, D) is given in the order the direction reads it; a sequence of length L
+    reads its first L entries.
+    """
+    H = h0.shape[-1]
+    W_ir, W_iz, W_in = np.split(p["weight_ih"], 3)
+    W_hr, W_hz, W_hn = np.split(p["weight_hh"], 3)
+    b_ir, b_iz, b_in = np.split(p["bias_ih"], 3)
+    b_hr, b_hz, b_hn = np.split(p["bias_hh"], 3)
+    found = {"r": [], "z": [], "n": []}
+    for b, L in enumerate(lengths):
+        h = h0[b]
+        for x_t in x[:L, b]:
+            r = sigmoid(W_ir @ x_t + b_ir + W_hr @ h + b_hr)
+            z = sigmoid(W_iz @ x_t + b_iz + W_hz @ h + b_hz)
+            if reset_after:
+                n = np.tanh(W_in @ x_t + b_in + r * (W_hn @ h + b_hn))
+            else:
+                n = np.tanh(W_in @ x_t + b_in + W_hn @ (r * h) + b_hn)
+            h = (1 - z) * n + z * h
+            for name, v in zip("rzn", (r, z, n)):
+                found[name].append(v)
+    assert all(len(v[0]) == H for v in found.values())
+    return {name: np.array(v) for name, v in found.items()}
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gate_statistics_equal_gates_recomputed_from_the_equations(reset_after):
+    """Both directions, unsorted lengths, an initial state: each of r, z, n against the gates
+    computed here. r and z differ in mean and in saturation, so a mix-up of the two fails."""
+    rng = np.random.default_rng(17 + reset_after)
+    T, B, D, H = 7, 4, 3, 5
+    m = _layer("gru", D, H, rng, scale=1.5, bidirectional=True, reset_after=reset_after)
+    x = 2 * rng.standard_normal((T, B, D))
+    h0 = rng.standard_normal((2, B, H))
+    lengths = np.array([4, 7, 1, 6])
+    stats = gate_statistics(m, x, h0, lengths)
+    assert sorted(stats) == [(0, 0), (0, 1)]
+    for direction, sfx in enumerate(("_l0", "_l0_reverse")):
+        p = {k: m.params[k + sfx] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        # the reverse direction reads each sequence's real steps from its last one back
+        xs = x if direction == 0 else np.stack(
+            [np.concatenate([x[:L, b][::-1], x[L:, b]]) for b, L in enumerate(lengths)], 1)
+        gates = _gru_gates_by_hand(p, xs, h0[direction], lengths, reset_after)
+        assert list(stats[(0, direction)]) == ["r", "z", "n"]
+        for name, v in gates.items():
+            sat = (np.abs(v) > 0.95) if name == "n" else ((v < 0.05) | (v > 0.95))
+            got = stats[(0, direction)][name]
+            assert got["mean"] == pytest.approx(v.mean(), rel=1e-12), (direction, name)
+            assert got["saturated"] == pytest.approx(sat.mean(), rel=1e-12), (direction, name)
+        r, z = gates["r"], gates["z"]
+        assert abs(r.mean() - z.mean()) > 0.02 and np.mean((r < 0.05) | (r > 0.95)) != \
+            np.mean((z < 0.05) | (z > 0.95))  # a swap would show in both statistics
+
+
 @pytest.mark.parametrize("threshold, error", [(0.5, ValueError), (1.0, ValueError),
                                                (True, TypeError), ("0.9", TypeError),
                                                (None, TypeError)])

@@ -5,6 +5,7 @@ layer option (stacking, directions, lengths, dropout, batch_first, unbatched, st
 out) works for a user's cell; a cell written in the test (with its own parameter) passes the
 gradient checker in all of them; and a malformed CellKind fails with a clear message.
 """
+import itertools
 import pathlib
 import runpy
 
@@ -188,3 +189,79 @@ def test_recurrent_validates_the_layer_arguments_as_the_builtins():
     m = npseq.Recurrent(MY_LSTM, 3, 4)
     with pytest.raises(TypeError, match="^state"):
         m(np.zeros((2, 1, 3)), np.zeros((1, 1, 4)))  # a two-state kind takes a tuple
+
+
+# -- a step that returns dgh = dgx at some steps and a separate array at others ---------------
+def mixing_elman(separate_when, takes_out):
+    """The Elman cell, whose ``step_backward`` returns ``dgh`` as the very ``dgx`` array at
+    some steps and as a separate array of the same values at others, as the contract allows
+    (``StepGrads`` only asks for the gradients). ``separate_when(call, dh)`` decides; with
+    ``takes_out`` the step accepts ``out=`` and writes ``dgx`` there."""
+    calls = itertools.count()
+
+    def mixed(g, dh):
+        return g._replace(dgh=g.dgx.copy()) if separate_when(next(calls), dh) else g
+
+    if takes_out:
+        def step_backward(dcarry, cache, p, *, out=None):
+            return mixed(rnn_step_backward(dcarry, cache, p, out=out), dcarry[0])
+    else:
+        def step_backward(dcarry, cache, p):
+            return mixed(rnn_step_backward(dcarry, cache, p), dcarry[0])
+    return npseq.CellKind("MIXING_ELMAN", 1, 1, rnn_step_forward, step_backward)
+
+
+SEPARATE_WHEN = {
+    "alternate": lambda call, dh: call % 2 == 1,
+    "every_third": lambda call, dh: call % 3 == 0,
+    "after_the_first": lambda call, dh: call > 0,
+    "data": lambda call, dh: dh.sum() > 0,  # depends on the values (and on the batch size)
+}
+MIXING = [(name, takes_out) for name in SEPARATE_WHEN for takes_out in (False, True)]
+
+
+@pytest.mark.parametrize("name,takes_out", MIXING, ids=[f"{n}-out={o}" for n, o in MIXING])
+def test_a_step_mixing_dgh_is_dgx_and_not_gets_correct_gradients(name, takes_out):
+    """Central differences in a 2-layer bidirectional layer with lengths, and the built-in
+    RNN with the same weights (whose step always returns dgh = dgx), at a size within one
+    block and at one past several blocks of the driver (about 512 rows of (T*B, .))."""
+    kind = mixing_elman(SEPARATE_WHEN[name], takes_out)
+    rng = np.random.default_rng(sum(map(ord, name)) + takes_out)
+    m = npseq.Recurrent(kind, 2, 3, num_layers=2, bidirectional=True, seed=0)
+    randomise(m, rng)
+    h0 = rng.standard_normal((4, 3, 3))
+    errors = check_gradients(m, rng.standard_normal((5, 3, 2)), h0, seed=1,
+                             lengths=[5, 2, 4])
+    assert max(errors.values()) < 1e-6, format_report(errors)
+
+    builtin = npseq.RNN(2, 3, num_layers=2, bidirectional=True, seed=1)
+    builtin.load_state_dict(m.params)
+    T, B = 300, 5  # 1500 rows
+    x = rng.standard_normal((T, B, 2))
+    h0 = rng.standard_normal((4, B, 3))
+    dout, dh_n = rng.standard_normal((T, B, 6)), rng.standard_normal((4, B, 3))
+    for a, b in zip(forward_backward(m, x, h0, dout, dh_n, [300, 31, 1, 299, 170]),
+                    forward_backward(builtin, x, h0, dout, dh_n, [300, 31, 1, 299, 170])):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12, section 1: the driver ignores the dgx a step "
+                                       "returns when the step declares out=; this flips when "
+                                       "the driver takes the returned arrays")
+@pytest.mark.parametrize("name", ["alternate", "after_the_first"])
+def test_a_step_that_declares_out_but_returns_fresh_arrays_gets_correct_gradients(name):
+    """``out=`` is an offer, not a duty: a step may return its own ``dgx`` instead."""
+    separate_when = SEPARATE_WHEN[name]
+    calls = itertools.count()
+
+    def step_backward(dcarry, cache, p, *, out=None):
+        g = rnn_step_backward(dcarry, cache, p)  # out not used: dgx is a fresh array
+        return g._replace(dgh=g.dgx.copy()) if separate_when(next(calls), dcarry[0]) else g
+
+    kind = npseq.CellKind("FRESH_ELMAN", 1, 1, rnn_step_forward, step_backward)
+    rng = np.random.default_rng(3)
+    m = npseq.Recurrent(kind, 2, 3, num_layers=2, bidirectional=True, seed=0)
+    randomise(m, rng)
+    errors = check_gradients(m, rng.standard_normal((5, 3, 2)),
+                             rng.standard_normal((4, 3, 3)), seed=1, lengths=[5, 2, 4])
+    assert max(errors.values()) < 1e-6, format_report(errors)

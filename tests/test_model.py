@@ -101,6 +101,48 @@ def test_embedding_gru_linear_over_time_steps():
         assert rel_error(model.grads[k], numeric) < 1e-7, k
 
 
+def randomised(module, seed):
+    """Every parameter random and non-zero (weights and biases): |v| in [0.1, 0.7]."""
+    rng = np.random.default_rng(seed)
+    for p in module.params.values():
+        p[...] = rng.uniform(0.1, 0.7, p.shape) * rng.choice([-1, 1], p.shape)
+    return module
+
+
+def test_two_linears_before_the_layer_and_heads_after():
+    """Linear -> Linear -> LSTM -> LastStep -> Linear: the modules before the layer get their
+    gradients in reverse order (the second Linear first). Both Linears map 3 -> 3, so an
+    order mistake gives wrong numbers, not a shape error."""
+    rng = np.random.default_rng(7)
+    model = npseq.Sequential(randomised(npseq.Linear(3, 3, seed=0), 1),
+                             randomised(npseq.Linear(3, 3, seed=1), 2),
+                             randomised(npseq.LSTM(3, 4, batch_first=True, seed=2), 3),
+                             npseq.LastStep(), randomised(npseq.Linear(4, 2, seed=3), 4))
+    x = rng.standard_normal((3, 5, 3))  # (B, T, D)
+    state = (rng.standard_normal((1, 3, 4)), rng.standard_normal((1, 3, 4)))
+    errors = check_model(model, x, state, lengths=np.array([5, 2, 4]), seed=8)
+    assert set(errors) == {*model.params, "x", "state[0]", "state[1]"}
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("num_before", [2, 3])
+def test_embedding_and_linears_before_a_bidirectional_gru(num_before):
+    """Embedding -> Linear (-> Linear) -> GRU(2 layers, bidirectional) -> Linear, at every step:
+    every parameter, including the embedding table, by central differences."""
+    rng = np.random.default_rng(9 + num_before)
+    before = [npseq.Embedding(6, 3, seed=0)] + [randomised(npseq.Linear(3, 3, seed=i), i)
+                                                  for i in range(1, num_before)]
+    model = npseq.Sequential(*before,
+                             randomised(npseq.GRU(3, 2, num_layers=2, bidirectional=True,
+                                                  seed=5), 6),
+                             randomised(npseq.Linear(4, 3, seed=7), 8))
+    ids = rng.integers(0, 6, size=(4, 3))  # (T, B)
+    h0 = rng.standard_normal((4, 3, 2))
+    errors = check_model(model, ids, h0, lengths=np.array([2, 4, 3]), seed=10)
+    assert set(errors) == {*model.params, *(f"state[{i}]" for i in range(4))}  # no ids
+    assert max(errors.values()) < 1e-7, errors
+
+
 def test_params_are_the_submodules_arrays_and_an_optimizer_trains_them():
     rng = np.random.default_rng(4)
     rnn, head = npseq.GRU(1, 8, seed=0), npseq.Linear(8, 1, seed=1)
