@@ -245,9 +245,6 @@ def test_a_step_mixing_dgh_is_dgx_and_not_gets_correct_gradients(name, takes_out
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12, section 1: the driver ignores the dgx a step "
-                                       "returns when the step declares out=; this flips when "
-                                       "the driver takes the returned arrays")
 @pytest.mark.parametrize("name", ["alternate", "after_the_first"])
 def test_a_step_that_declares_out_but_returns_fresh_arrays_gets_correct_gradients(name):
     """``out=`` is an offer, not a duty: a step may return its own ``dgx`` instead."""
