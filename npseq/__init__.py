@@ -3,6 +3,8 @@
 Cells (one step): :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`.
 Layers (whole sequences, stacked, bidirectional): :class:`RNN`, :class:`LSTM`, :class:`GRU`.
 Both follow PyTorch's ``torch.nn`` API, parameter names, shapes and gate order.
+Modern recurrences (same conventions): :class:`IndRNN`, :class:`MinGRU`, :class:`MinLSTM`
+(the last two also by a parallel scan, :mod:`npseq.scan`).
 Your own cell (a step forward and a step backward, a :class:`CellKind`):
 :class:`Recurrent`, :class:`RecurrentCell`.
 Gradient checking: :mod:`npseq.gradcheck`.
@@ -23,13 +25,14 @@ from npseq.grad_mode import enable_grad, is_grad_enabled, no_grad
 from npseq.layers import GRU, LSTM, RNN, RNNBase
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 from npseq.recurrent import Recurrent, RecurrentCell
+from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
 from npseq.sampling import sample
 from npseq import (analysis, data, gradcheck, layout, losses, optim, params, rtrl, sampling,
-                   stack)
+                   scan, stack)
 
 __version__ = "0.1.0"
 
@@ -38,4 +41,4 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
-           "data", "sampling", "sample"]
+           "data", "sampling", "sample", "IndRNN", "MinGRU", "MinLSTM", "scan"]

@@ -24,6 +24,7 @@ from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.cells.base import CellKind
 from npseq.layers import GRU, LSTM, RNN
 from npseq.model import LastStep, Sequential
+from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
@@ -34,7 +35,7 @@ CONFIG_KEY = "__npseq__"
 FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, Sequential, Recurrent,
-                                         RecurrentCell)}
+                                         RecurrentCell, IndRNN, MinGRU, MinLSTM)}
 
 
 def _config(module, where="model") -> dict:
