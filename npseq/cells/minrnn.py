@@ -39,14 +39,20 @@ __all__ = ["g", "g_grad", "MinGRUGates", "mingru_gates", "mingru_gates_backward"
 
 
 def g(v):
-    """``v + 1/2`` for ``v >= 0``, ``sigmoid(v)`` below: positive, C^1, linear growth."""
-    return np.where(v >= 0, v + 0.5, sigmoid(np.minimum(v, 0)))
+    """``v + 1/2`` for ``v >= 0``, ``sigmoid(v)`` below: positive, continuous, linear growth.
+
+    Written as ``max(v, 0) + sigmoid(min(v, 0))`` (the same values: ``sigmoid(0) = 1/2``),
+    element-wise arithmetic that is several times faster than ``np.where``.
+    """
+    return np.maximum(v, 0) + sigmoid(np.minimum(v, 0))
 
 
 def g_grad(y):
     """Derivative of :func:`g` where it returned ``y``: 1 where ``y >= 1/2``, else
-    ``y (1 - y)`` (the sigmoid's)."""
-    return np.where(y >= 0.5, 1.0, y * (1 - y)).astype(y.dtype, copy=False)
+    ``y (1 - y)`` (the sigmoid's). As arithmetic: with ``s = min(y, 1/2)``,
+    ``s (1 - s) + 3/4 * [y >= 1/2]`` (``1/4 + 3/4 = 1`` on the right)."""
+    s = np.minimum(y, 0.5)
+    return s * (1 - s) + (y >= 0.5) * y.dtype.type(0.75)
 
 
 def _softplus(v):
@@ -100,11 +106,16 @@ def mingru_gates_backward(da, db, gates, out=None):
         dgx_h = dh~ * g'(h~)
     """
     z, h_tilde = gates
-    dz = db * h_tilde - da
-    dh_tilde = db * z
-    dgx_z = dz * (z * (1 - z))
-    dgx_h = dh_tilde * g_grad(h_tilde)
-    return np.concatenate([dgx_z, dgx_h], axis=-1, out=out)
+    H = z.shape[-1]
+    if out is None:
+        out = np.empty(z.shape[:-1] + (2 * H,), np.result_type(da, db, z))
+    dgx_z, dgx_h = out[..., :H], out[..., H:]  # written in place: no concatenation
+    dz = np.multiply(db, h_tilde, out=dgx_z)
+    dz -= da
+    dh_tilde = np.multiply(db, z, out=dgx_h)
+    dz *= z * (1 - z)  # dgx_z
+    dh_tilde *= g_grad(h_tilde)  # dgx_h
+    return out
 
 
 # -- minLSTM ----------------------------------------------------------------------------------
@@ -168,14 +179,20 @@ def minlstm_gates_backward(da, db, gates, out=None):
         dgx_h = dh~ * g'(h~)
     """
     f_n, i_n, h_tilde, sf, si = gates
+    H = f_n.shape[-1]
+    if out is None:
+        out = np.empty(f_n.shape[:-1] + (3 * H,), np.result_type(da, db, f_n))
+    dgx_f, dgx_i, dgx_h = out[..., :H], out[..., H:2 * H], out[..., 2 * H:]  # in place
     di_n = db * h_tilde
-    dh_tilde = db * i_n
+    dh_tilde = np.multiply(db, i_n, out=dgx_h)
     df_n = da
-    dd = (di_n - df_n) * (f_n * i_n)
-    dgx_f = -dd * sf
-    dgx_i = dd * si
-    dgx_h = dh_tilde * g_grad(h_tilde)
-    return np.concatenate([dgx_f, dgx_i, dgx_h], axis=-1, out=out)
+    dd = np.subtract(di_n, df_n, out=di_n)
+    dd *= f_n * i_n
+    np.multiply(dd, sf, out=dgx_f)
+    np.negative(dgx_f, out=dgx_f)  # dgx_f = -dd * sigmoid(-gx_f)
+    np.multiply(dd, si, out=dgx_i)  # dgx_i = dd * sigmoid(-gx_i)
+    dh_tilde *= g_grad(h_tilde)  # dgx_h
+    return out
 
 
 # -- the sequential step, shared by both cells ------------------------------------------------
