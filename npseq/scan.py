@@ -27,10 +27,10 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import input_backward, input_projection, param_grads
+from npseq.cells.base import add_grads, input_backward, input_projection, param_grads
 from npseq.stack import StackRecord
 
-__all__ = ["block_size", "linear_scan", "linear_scan_backward", "ScanRecord",
+__all__ = ["block_size", "chunk_steps", "linear_scan", "linear_scan_backward", "ScanRecord",
            "scan_sequence_forward", "scan_sequence_backward", "scan_stack_forward",
            "scan_stack_backward"]
 
@@ -135,21 +135,29 @@ class ScanRecord(NamedTuple):
 
     x: np.ndarray  # (T, B, D) the layer's input
     h0: np.ndarray  # (B, H) the initial carry
-    a: np.ndarray  # (T, B, H) coefficients in time order, 1 at padded steps
-    h: np.ndarray  # (T, B, H) the carry after every step, in visit order
-    gates: Any  # the gates' cache (each field (T, B, H)), in time order
+    chunks: list  # per chunk, in visit order: (a, h, gates), each field (steps, B, H)
     mask: Optional[np.ndarray]  # (T, B, 1) bool, or None when every step is real
     reverse: bool
+    chunk: int  # steps per chunk
 
 
-def _visit_order(arr: np.ndarray, reverse: bool) -> np.ndarray:
-    """``arr`` (T, ...) in the order a direction visits the steps (a view)."""
-    return arr[::-1] if reverse else arr
+_CHUNK_ROWS = 1024  # rows (steps * batch) per chunk: its arrays stay in the CPU's cache
+
+
+def chunk_steps(B: int) -> int:
+    """Steps per chunk of the scan path for a batch of ``B``."""
+    return max(1, -(-_CHUNK_ROWS // B))
+
+
+def _visit_order(arr, reverse: bool):
+    """``arr`` (T, ...) in the order a direction visits the steps (a view); None stays."""
+    return arr[::-1] if reverse and arr is not None else arr
 
 
 def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
                           mask: Optional[np.ndarray] = None, reverse: bool = False,
-                          keep: bool = True, block: Optional[int] = None):
+                          keep: bool = True, block: Optional[int] = None,
+                          chunk: Optional[int] = None):
     """One layer and direction of a recurrence ``h = a(x) * h_prev + b(x)``, by the scan.
 
     The same result as :func:`npseq.bptt.sequence_forward` with the kind whose step is
@@ -157,7 +165,7 @@ def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
 
     Parameters
     ----------
-    gates_forward : callable ``gx (T, B, G*H) -> (a, b, gates)``
+    gates_forward : callable ``gx (steps, B, G*H) -> (a, b, gates)``
         e.g. :func:`npseq.cells.minrnn.mingru_gates`.
     x : ndarray, shape (T, B, D)
     h0 : ndarray, shape (B, H)
@@ -168,6 +176,8 @@ def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
         Return a record for :func:`scan_sequence_backward` (None otherwise).
     block : int, optional
         Steps per block of :func:`linear_scan`.
+    chunk : int, optional
+        Steps per chunk (default :func:`chunk_steps`).
 
     Returns
     -------
@@ -177,31 +187,40 @@ def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
 
     Notes
     -----
-    A padded step must pass the carry through: ``a = 1, b = 0`` there. In the reverse
-    direction the scan runs over the time-flipped sequence, whose padded steps come
-    *first*: they carry ``h0`` unchanged up to the sequence's last real step, which is
-    where the reverse direction starts (as the BPTT driver and PyTorch's packed
-    sequences do)::
+    The sequence is taken in visit order (time-flipped for the reverse direction) and in
+    chunks of ``chunk`` steps, so that a chunk's arrays stay in the CPU's cache; the carry
+    passes from one chunk to the next. Per chunk, every step at once::
 
-        gx = x W_ih^T + b_ih                         (T, B, G*H), one product
-        a, b = gates(gx)                             (T, B, H) each
+        gx = x W_ih^T + b_ih                         (steps, B, G*H), one product
+        a, b = gates(gx)                             (steps, B, H) each
         a, b = where(mask, a, 1), where(mask, b, 0)
-        h = linear_scan(a, b, h0)                    in visit order
+        h = linear_scan(a, b, h_start)
         out = where(mask, h, 0)
+
+    A padded step must pass the carry through: ``a = 1, b = 0`` there. In the reverse
+    direction the padded steps of a sequence come *first* in visit order: they carry
+    ``h0`` unchanged up to the sequence's last real step, which is where the reverse
+    direction starts (as the BPTT driver and PyTorch's packed sequences do).
     """
-    gx = input_projection(x, p)  # (T, B, G*H)
-    a, b, gates = gates_forward(gx)
-    del gx
-    if mask is not None:
-        a = np.where(mask, a, 1)
-        b = np.where(mask, b, 0)
-    h = linear_scan(_visit_order(a, reverse), _visit_order(b, reverse), h0, block)
-    h_n = h[-1].copy()
-    out = _visit_order(h, reverse)
-    if mask is not None:
-        out = np.where(mask, out, 0)
-    record = ScanRecord(x, h0, a, h, gates, mask, reverse) if keep else None
-    return out, h_n, record
+    T, B = x.shape[:2]
+    C = chunk_steps(B) if chunk is None else int(chunk)
+    xv, mv = _visit_order(x, reverse), _visit_order(mask, reverse)
+    out = np.empty((T, B, h0.shape[-1]), dtype=x.dtype)  # (T, B, H)
+    outv = _visit_order(out, reverse)
+    chunks, h_start = [], h0
+    for s in range(0, T, C):
+        sl = slice(s, min(s + C, T))
+        a, b, gates = gates_forward(input_projection(xv[sl], p))
+        if mv is not None:
+            a = np.where(mv[sl], a, 1)
+            b = np.where(mv[sl], b, 0)
+        h = linear_scan(a, b, h_start, block)  # (steps, B, H)
+        outv[sl] = h if mv is None else np.where(mv[sl], h, 0)
+        if keep:
+            chunks.append((a, h, gates))
+        h_start = h[-1]
+    record = ScanRecord(x, h0, chunks, mask, reverse, C) if keep else None
+    return out, h_start.copy(), record
 
 
 def scan_sequence_backward(gates_backward, dout: np.ndarray, dh_n: np.ndarray,
@@ -227,28 +246,39 @@ def scan_sequence_backward(gates_backward, dout: np.ndarray, dh_n: np.ndarray,
 
     Notes
     -----
-    The reverse scan (:func:`linear_scan_backward`) in visit order, then the gates and the
-    input projection, each one product over all steps::
+    Chunks in reverse visit order; the gradient that leaves a chunk through its first
+    carry (``a_0 g_0``) enters the chunk before as the gradient of its last ``h``. Per
+    chunk, the reverse scan (:func:`linear_scan_backward`), then the gates and the input
+    projection, each one product over the chunk's steps::
 
         dout = where(mask, dout, 0)                  a padded step's output is a constant 0
-        g, da, dh0 = linear_scan_backward(dout, dh_n, a, h, h0)
+        g, da, dcarry = linear_scan_backward(dout, dcarry, a, h, h_start)
         da, db = where(mask, da, 0), where(mask, g, 0)   a, b were constants at padded steps
-        dgx = gates_backward(da, db)                 (T, B, G*H)
-        dW_ih = sum_t dgx_t^T x_t    db_ih = sum_t dgx_t    dx = dgx W_ih
+        dgx = gates_backward(da, db)                 (steps, B, G*H)
+        dW_ih += sum_t dgx_t^T x_t    db_ih += sum_t dgx_t    dx = dgx W_ih
     """
-    x, h0, a, h, gates, mask, reverse = record
-    if mask is not None:
-        dout = np.where(mask, dout, 0)
-    g, da, dh0 = linear_scan_backward(_visit_order(dout, reverse), dh_n,
-                                      _visit_order(a, reverse), h, h0, block)
-    g, da = _visit_order(g, reverse), _visit_order(da, reverse)  # time order
-    if mask is not None:
-        g = np.where(mask, g, 0)
-        da = np.where(mask, da, 0)
-    dgx = gates_backward(da, g, gates)  # (T, B, G*H)
-    grads = param_grads(x, None, dgx, None, p)
-    dx = input_backward(dgx.reshape(-1, dgx.shape[-1]), p).reshape(x.shape)
-    return dx, dh0, grads, g
+    x, h0, chunks, mask, reverse, C = record
+    T = x.shape[0]
+    xv, mv = _visit_order(x, reverse), _visit_order(mask, reverse)
+    doutv = _visit_order(dout, reverse)
+    dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
+    dh = np.empty(dout.shape, dtype=dout.dtype)  # (T, B, H)
+    dxv, dhv = _visit_order(dx, reverse), _visit_order(dh, reverse)
+    grads, dcarry = {}, dh_n
+    for j in reversed(range(len(chunks))):
+        sl = slice(j * C, min((j + 1) * C, T))
+        a, h, gates = chunks[j]
+        h_start = h0 if j == 0 else chunks[j - 1][1][-1]
+        d = doutv[sl] if mv is None else np.where(mv[sl], doutv[sl], 0)
+        g, da, dcarry = linear_scan_backward(d, dcarry, a, h, h_start, block)
+        if mv is not None:
+            g = np.where(mv[sl], g, 0)
+            da = np.where(mv[sl], da, 0)
+        dhv[sl] = g
+        dgx = gates_backward(da, g, gates)  # (steps, B, G*H)
+        add_grads(grads, param_grads(xv[sl], None, dgx, None, p))
+        dxv[sl] = input_backward(dgx.reshape(-1, dgx.shape[-1]), p).reshape(dxv[sl].shape)
+    return dx, dcarry, grads, dh
 
 
 # -- a stack of layers, each in one or two directions: as npseq.stack, by the scan ----------

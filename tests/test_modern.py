@@ -371,3 +371,51 @@ def test_parameter_counts():
     assert count(npseq.MinGRU(3, 4, bias=False)) == 2 * 4 * 3
     assert count(npseq.MinLSTM(3, 4, num_layers=2, bidirectional=True)) == (
         2 * (12 * 3 + 12) + 2 * (12 * 8 + 12))
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_inputs_are_not_modified_and_unbatched_input_is_a_batch_of_one(name):
+    rng = np.random.default_rng(12)
+    m = make_layer(name, 2, 3, num_layers=2, bidirectional=True, seed=0)
+    x, h0 = rng.standard_normal((6, 2)), rng.standard_normal((4, 3))
+    dout, dh_n = rng.standard_normal((6, 6)), rng.standard_normal((4, 3))
+    saved = [a.copy() for a in (x, h0, dout, dh_n)]
+    out, h_n = m(x, h0)
+    dx, dh0 = m.backward(dout, dh_n)
+    for a, b in zip((x, h0, dout, dh_n), saved):
+        np.testing.assert_array_equal(a, b)
+    out1, h_n1 = m(x[:, None], h0[:, None])
+    dx1, dh01 = m.backward(dout[:, None], dh_n[:, None])
+    for a, b in ((out, out1[:, 0]), (h_n, h_n1[:, 0]), (dx, dx1[:, 0]), (dh0, dh01[:, 0])):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("gates", ["MINGRU", "MINLSTM"])
+def test_the_scan_in_chunks_is_the_drivers_loop_in_either_direction(gates, reverse):
+    """scan_sequence_* with chunks and blocks that do not divide T, against the BPTT driver
+    (npseq.bptt) running the step of the same kind: one layer, one direction, lengths."""
+    from npseq import bptt
+    from npseq.cells import minrnn
+    from npseq.scan import scan_sequence_backward, scan_sequence_forward
+    rng = np.random.default_rng(13)
+    kind = getattr(minrnn, gates)
+    T, B, D, H = 23, 3, 2, 4
+    p = {"weight_ih": rng.standard_normal((kind.num_gates * H, D)),
+         "bias_ih": rng.standard_normal(kind.num_gates * H)}
+    x, h0 = rng.standard_normal((T, B, D)), rng.standard_normal((B, H))
+    mask = (np.arange(T)[:, None] < np.array([23, 9, 1])[None, :])[:, :, None]
+    dout, dh_n = rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
+    out, h_n, rec = bptt.sequence_forward(kind, x, (h0,), p, mask=mask, reverse=reverse)
+    dx, (dh0,), grads, (trace,) = bptt.sequence_backward(kind, dout, (dh_n,), rec, p,
+                                                         trace=True)
+    fwd, bwd = minrnn.GATES[gates]
+    for chunk, block in ((7, 3), (5, 5), (None, None), (1, 1)):
+        s_out, s_hn, s_rec = scan_sequence_forward(fwd, x, h0, p, mask, reverse, block=block,
+                                                   chunk=chunk)
+        s_dx, s_dh0, s_grads, s_trace = scan_sequence_backward(bwd, dout, dh_n, s_rec, p,
+                                                               block=block)
+        for a, b in ((s_out, out), (s_hn, h_n[0]), (s_dx, dx), (s_dh0, dh0),
+                     (s_trace, trace), *((s_grads[k], grads[k]) for k in p)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+        assert set(s_grads) == set(grads)
