@@ -419,3 +419,22 @@ def test_the_scan_in_chunks_is_the_drivers_loop_in_either_direction(gates, rever
                      (s_trace, trace), *((s_grads[k], grads[k]) for k in p)):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
         assert set(s_grads) == set(grads)
+
+
+def test_the_scan_benchmark_fills_every_row_and_its_summary():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "scan.py"
+    spec = importlib.util.spec_from_file_location("bench_scan", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    lines = []
+    results = bench.run((3, 5), B=2, D=3, H=4, repeat=1, out=lines.append)
+    names = [name for name, _, _ in bench.MODELS]
+    assert set(results) == {(n, T) for n in names for T in (3, 5)}
+    assert all(seconds > 0 and mib > 0 for seconds, mib in results.values())
+    rows = [line for line in lines if line.startswith("| 3 |") or line.startswith("| 5 |")]
+    assert len(rows) == 2 * len(names) and all(row.endswith("x |") for row in rows)
+    bench.summary(results, (3, 5), out=lines.append)
+    assert any(line.startswith("minGRU: the scan") for line in lines)
+    assert any(line.startswith("minLSTM: the scan") for line in lines)
