@@ -19,6 +19,12 @@ so a Python loop of ``K + n`` (about ``2 sqrt(T)``) steps, each over an array of
 ``K`` times the batch, instead of ``T`` steps over the batch. There is no division and no
 logarithm: exact for any signs of ``a`` and ``b`` (zeros included), and finite whenever the
 sequential loop is.
+
+The layer-level functions (:func:`scan_sequence_forward`, :func:`scan_stack_forward` and
+their backwards) are the parallel path of :class:`npseq.MinGRU` and :class:`npseq.MinLSTM`.
+They run over the sequence in chunks of :func:`chunk_steps` steps (about 1024 rows), each
+chunk's gates and scan at once, so that the arrays of a chunk stay in the CPU's cache; the
+carry, and in the backward its gradient, pass from chunk to chunk.
 """
 from __future__ import annotations
 
