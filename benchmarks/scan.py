@@ -34,6 +34,24 @@ import numpy as np  # noqa: E402
 
 import npseq  # noqa: E402
 
+class ProductsOnly:
+    """Not a layer: only the three matrix products that every path of a minGRU layer does,
+    ``gx = x W_ih^T``, ``dW_ih = dgx^T x``, ``dx = dgx W_ih``, over the whole sequence. No
+    path can be faster than this; ``loop / this`` bounds the speed-up of any scan."""
+
+    def __init__(self, D, H, dtype, seed=0, G=2):
+        rng = np.random.default_rng(seed)
+        self.w = rng.uniform(-0.1, 0.1, (G * H, D)).astype(dtype)
+
+    def __call__(self, x):
+        self.x2 = x.reshape(-1, x.shape[-1])
+        return self.x2 @ self.w.T, None
+
+    def backward(self, dout):
+        dgx = np.concatenate([dout, dout], axis=-1).reshape(-1, self.w.shape[0])
+        return dgx @ self.w, dgx.T @ self.x2
+
+
 MODELS = [
     ("minGRU scan", npseq.MinGRU, dict(parallel=True)),
     ("minGRU loop", npseq.MinGRU, dict(parallel=False)),
@@ -41,6 +59,7 @@ MODELS = [
     ("minLSTM loop", npseq.MinLSTM, dict(parallel=False)),
     ("GRU", npseq.GRU, {}),
     ("LSTM", npseq.LSTM, {}),
+    ("minGRU products only", ProductsOnly, {}),
 ]
 FULL_T = (64, 256, 1024, 4096, 16384)
 QUICK_T = (64, 256, 1024)
@@ -96,11 +115,22 @@ def summary(results, lengths, out=print):
     """The crossover lengths and the speed-ups at T = 4096 (if measured)."""
     out("")
     for cell in ("minGRU", "minLSTM"):
-        faster = [T for T in lengths
-                  if (f"{cell} scan", T) in results and (f"{cell} loop", T) in results
-                  and results[(f"{cell} scan", T)][0] < results[(f"{cell} loop", T)][0]]
-        out(f"{cell}: the scan is faster than the loop from T = {min(faster)}"
-            if faster else f"{cell}: the scan is not faster than the loop at the T measured")
+        measured = [T for T in sorted(lengths)
+                    if (f"{cell} scan", T) in results and (f"{cell} loop", T) in results]
+        faster = [results[(f"{cell} scan", T)][0] < results[(f"{cell} loop", T)][0]
+                  for T in measured]
+        # the crossover: the shortest T from which the scan is faster at every longer T
+        since = next((T for j, T in enumerate(measured) if all(faster[j:])), None)
+        out(f"{cell}: crossover at T = {since} (the scan is faster from there on)"
+            if since is not None else
+            f"{cell}: no crossover (the scan is slower at the longest T measured)")
+    for T in lengths:
+        if ("minGRU products only", T) in results and ("minGRU loop", T) in results:
+            out(f"T={T}: the input products alone take "
+                f"{results[('minGRU products only', T)][0] / results[('minGRU loop', T)][0]:.0%}"
+                f" of the minGRU loop's time: no path can be more than "
+                f"{results[('minGRU loop', T)][0] / results[('minGRU products only', T)][0]:.1f}x"
+                f" faster than the loop")
     if ("minGRU scan", 4096) in results:
         scan = results[("minGRU scan", 4096)][0]
         for other in ("minGRU loop", "GRU", "LSTM"):

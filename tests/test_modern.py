@@ -436,5 +436,10 @@ def test_the_scan_benchmark_fills_every_row_and_its_summary():
     rows = [line for line in lines if line.startswith("| 3 |") or line.startswith("| 5 |")]
     assert len(rows) == 2 * len(names) and all(row.endswith("x |") for row in rows)
     bench.summary(results, (3, 5), out=lines.append)
-    assert any(line.startswith("minGRU: the scan") for line in lines)
-    assert any(line.startswith("minLSTM: the scan") for line in lines)
+    assert sum(line.startswith(("minGRU: ", "minLSTM: ")) for line in lines) == 2
+    fake = {(n, T): (1.0, 1.0) for n in names for T in (64, 256, 1024)}
+    fake[("minGRU scan", 64)] = fake[("minGRU scan", 1024)] = (0.5, 1.0)  # faster, slower, faster
+    lines = []
+    bench.summary(fake, (64, 256, 1024), out=lines.append)
+    assert "minGRU: crossover at T = 1024 (the scan is faster from there on)" in lines
+    assert "minLSTM: no crossover (the scan is slower at the longest T measured)" in lines
