@@ -3,6 +3,8 @@
 Cells (one step): :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`.
 Layers (whole sequences, stacked, bidirectional): :class:`RNN`, :class:`LSTM`, :class:`GRU`.
 Both follow PyTorch's ``torch.nn`` API, parameter names, shapes and gate order.
+Modern recurrences (same conventions): :class:`IndRNN`, :class:`MinGRU`, :class:`MinLSTM`
+(the last two also by a parallel scan, :mod:`npseq.scan`).
 Your own cell (a step forward and a step backward, a :class:`CellKind`):
 :class:`Recurrent`, :class:`RecurrentCell`.
 Gradient checking: :mod:`npseq.gradcheck`.
@@ -29,6 +31,7 @@ from npseq.grad_mode import enable_grad, is_grad_enabled, no_grad
 from npseq.layers import GRU, LSTM, RNN, RNNBase
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 from npseq.recurrent import Recurrent, RecurrentCell
+from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.model import LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
@@ -38,7 +41,7 @@ from npseq.attention import AdditiveAttention, MultiplicativeAttention
 from npseq.seq2seq import Seq2Seq
 from npseq.dropout import Dropout, LockedDropout
 from npseq import (analysis, ctc, data, gradcheck, init, layout, losses, optim, params, rtrl,
-                   sampling, stack)
+                   sampling, scan, stack)
 
 __version__ = "0.1.0"
 
@@ -48,4 +51,5 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
            "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
            "data", "sampling", "sample", "ctc", "AdditiveAttention",
-           "MultiplicativeAttention", "Seq2Seq", "Dropout", "LockedDropout", "init"]
+           "MultiplicativeAttention", "Seq2Seq", "Dropout", "LockedDropout", "init", "IndRNN",
+           "MinGRU", "MinLSTM", "scan"]

@@ -25,7 +25,7 @@ import numpy as np
 from npseq.bptt import sequence_backward, sequence_forward
 from npseq.cells.base import CellKind
 
-__all__ = ["StackRecord", "stack_forward", "stack_backward"]
+__all__ = ["StackRecord", "stack_forward", "stack_backward", "dropout_mask"]
 
 
 class StackRecord(NamedTuple):
@@ -33,7 +33,8 @@ class StackRecord(NamedTuple):
 
     records: list  # records[layer][direction]: npseq.bptt.SequenceRecord
     dropout_masks: list  # per layer: the scaled mask (T, B, D*H_out) on its output, or None
-    weight_masks: list  # [layer][direction]: the scaled DropConnect mask of W_hh, or None
+    weight_masks: Optional[list] = None  # [layer][direction]: the scaled DropConnect mask of
+    # W_hh, or None
 
 
 def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
@@ -93,7 +94,7 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
             carry0 = tuple(c[idx] for c in carries)
             w_mask = None
             if training and weight_dropout > 0:
-                w_mask = _inverted_mask(rng, p["weight_hh"].shape, weight_dropout,
+                w_mask = dropout_mask(rng, p["weight_hh"].shape, weight_dropout,
                                         x.dtype)
                 p = dict(p, weight_hh=p["weight_hh"] * w_mask)
             zones = None
@@ -116,7 +117,7 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if training and dropout > 0 and layer < len(layers) - 1:
-            drop = _inverted_mask(rng, layer_out.shape, dropout, layer_out.dtype)
+            drop = dropout_mask(rng, layer_out.shape, dropout, layer_out.dtype)
             layer_out = layer_out * drop
         dropout_masks.append(drop)
         layer_input = layer_out
@@ -125,7 +126,7 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     return layer_input, finals, record
 
 
-def _inverted_mask(rng, shape, p, dtype):
+def dropout_mask(rng, shape, p, dtype):
     """Inverted dropout's mask: 1/(1-p) with probability 1 - p, else 0."""
     kept = rng.random(shape) >= p
     return kept.astype(dtype) / np.dtype(dtype).type(1 - p)
