@@ -328,8 +328,10 @@ def long_configs(draw, kinds=KINDS, max_layers=2, max_size=3, max_batch=8, varia
     T = draw(st.integers(-(-MIN_ROWS // B), MAX_ROWS // B))
     options = dict(draw(variant_options(kind, H, torch_only=not variants)))
     proj = options.pop("proj_size", 0)
-    if options.get("layer_norm"):  # over 2 or 3 units layer norm is near-singular: over
-        H = max(H, 4)  # long sequences its 1/std makes central differences err by O(1)
+    if options.get("layer_norm"):  # over few units layer norm is near-singular: over long
+        H = max(H, 8)  # sequences its 1/std makes central differences err by O(1) (a dev
+        # run drew H=4, T=1100, B=1: error 0.1, with gradients bit-equal to before the
+        # core's rewrite, so the conditioning and not the backward)
     k = None
     if checkpointing and draw(st.booleans()):
         k = draw(st.sampled_from((1, 2, 7, 64, T - 1, T + 5)))
