@@ -220,17 +220,44 @@ def test_textbook_baseline_matches_npseq(cell):
 
 # -- the benchmark script runs ----------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_benchmark_row_runs(cell, monkeypatch):
-    """One row of ``benchmarks/bench_rnn.py`` on a tiny shape: every column is filled."""
+def test_benchmark_row_runs(cell, monkeypatch, capsys):
+    """``benchmarks/bench_rnn.py`` on one tiny row prints what it documents: structure only.
+
+    The kernel line, a legend naming every column before the table, the table's columns, and
+    every number finite and non-negative. Never a timing. The environment is kept as given.
+    """
+    import math
+    import re
     bench = _benchmark_module("bench_rnn")
     monkeypatch.setattr(bench, "SETTLE", 0.001)
     monkeypatch.setattr(bench, "PEAK_N", 64)
-    row = bench.bench_row(cell, np.float64, (3, 2, 4, 5), 2)
-    ratios = 2 if bench.torch is not None else 0
-    assert len(row) == 5 + ratios + 3
-    assert row[:3] == [cell, "float64", "(3, 2, 4, 5)"]
-    assert all(float(v) >= 0 for v in row[3:5]), row  # ms, printed to 0.1
-    assert all(float(v) > 0 for v in row[5:5 + ratios]), row  # npseq / torch
-    assert float(row[5 + ratios].rstrip("x")) > 0, row  # textbook / npseq
-    assert row[6 + ratios].endswith("%)"), row  # GFLOP/s (% peak)
-    assert float(row[-1]) >= 0, row  # MB kept for the backward
+    args = bench.parse_args(["--cells", cell, "--dtypes", "float64", "--repeats", "2",
+                             "--no-checkpoint", "--keep-env"])
+    bench.main(args, grid=[(3, 2, 4, 5)])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.fullmatch(r"kernel: \S.*", line) for line in lines), lines
+    assert any(line.startswith("environment: ") for line in lines), lines
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert len(table) == 3, lines  # header, rule, one row
+    head = [c.strip() for c in lines[table[0]].strip("|").split("|")]
+    ratios = ["fwd+bwd / torch", "fwd / torch"] if bench.torch is not None else []
+    spread = "spread npseq / torch" if bench.torch is not None else "spread npseq"
+    assert head == (["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"] + ratios
+                    + ["textbook / npseq", "GFLOP/s (% peak)", "kept MB", spread, "flags"])
+    legend = lines[lines.index("columns:") + 1:table[0]]  # printed before the table
+    for column in head[3:]:
+        assert any(line.strip().startswith(column + "  ") for line in legend), column
+    row = dict(zip(head, (c.strip() for c in lines[table[2]].strip("|").split("|"))))
+    assert len(row) == len(head)
+    assert [row["cell"], row["dtype"], row["(T, B, D, H)"]] == [cell, "float64", "(3, 2, 4, 5)"]
+    assert row["flags"] == "ok" or row["flags"].startswith("! "), row
+    number = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+    shapes = {"textbook / npseq": rf"({number})x",
+              "GFLOP/s (% peak)": rf"({number}) \(({number})%\)",
+              spread: " / ".join([rf"({number})%"] * (2 if ratios else 1))}
+    for column in head[3:-1]:
+        match = re.fullmatch(shapes.get(column, f"({number})"), row[column])
+        assert match, (column, row[column])
+        assert all(math.isfinite(float(v)) and float(v) >= 0 for v in match.groups()), row
+    for column in ["fwd+bwd ms", "fwd ms", "textbook / npseq"] + ratios:
+        assert float(re.match(number, row[column]).group()) > 0, (column, row)  # never 0.00
