@@ -21,18 +21,18 @@ change is for this process only. ``--keep-env`` keeps the environment as given. 
 says what was unset and which kernel OpenBLAS runs (threadpoolctl, an optional dependency:
 ``pip install threadpoolctl``).
 
-Prints the environment, the kernel, the machine, the matrix-product peak, a legend of the
-columns and one markdown table: for every cell, dtype and shape (T, B, D, H) of the grid,
-npseq's forward+backward and forward-only (``npseq.no_grad()``) median times, their ratio to
-``torch.nn.LSTM/GRU/RNN`` with the same weights and ``torch.set_num_threads`` equal to the
-BLAS threads (columns left out without torch), the textbook loop's time over npseq's
-(``benchmarks/textbook.py``), npseq's achieved GFLOP/s (the matrix products of forward and
-backward, ``6 T B G H (D + H)``) against this machine's matrix-product peak for the dtype
-(a 1024 x 1024 product timed in the same rounds, so that load on a shared machine hits
-both), the memory of the activations a forward keeps for its backward (tracemalloc, the
-output itself not counted), the spread of the times over the rounds, and flags on rows not
-to be trusted (rule in ``FLAG_RULE``). Contenders run interleaved, one timed run each per
-round, each after 50 ms of untimed runs of its own (``_settled_time``); medians over the
+Prints the environment, the kernel, the machine, the load average, the matrix-product peak,
+a legend of the columns and one markdown table: for every cell, dtype and shape (T, B, D, H)
+of the grid, npseq's forward+backward and forward-only (``npseq.no_grad()``) median times,
+their ratio to ``torch.nn.LSTM/GRU/RNN`` with the same weights and ``torch.set_num_threads``
+equal to the BLAS threads (columns left out without torch), the textbook loop's time over
+npseq's (``benchmarks/textbook.py``), npseq's achieved GFLOP/s (the matrix products of
+forward and backward, ``6 T B G H (D + H)``) against this machine's matrix-product peak for
+the dtype (a 1024 x 1024 product timed in the same rounds, so that load on a shared machine
+hits both), the memory of the activations a forward keeps for its backward (tracemalloc,
+the output itself not counted), the spread of the times over the rounds, and a flag on rows
+not to be trusted (the rule: ``FLAG_RULE``). Contenders run interleaved, one timed run each
+per round, each after 50 ms of untimed runs of its own (``_settled_time``); medians over the
 rounds. A last line measures gradient checkpointing at T=2000, B=32, D=H=256 (LSTM).
 Ratios below 1 mean npseq is faster. ``--peak-only`` prints the environment, the kernel and
 the matrix-product peak and stops (a few seconds): run it with and without the variables to
@@ -149,6 +149,15 @@ def kernel_line():
         f"{i.get('architecture') or 'not reported'} ({i['internal_api']} {i['version']}, "
         f"{os.path.basename(os.path.dirname(i['filepath']))}, {i['num_threads']} threads)"
         for i in libs)
+
+
+def load_line(when):
+    """The 1-minute load average: above the core count, other programs share the cores."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return f"load {when}: unknown"
+    return f"load {when}: {load:.2f} (1-minute average) on {os.cpu_count()} cores"
 
 
 def machine(threads):
@@ -426,6 +435,7 @@ def main(args, grid=None):
     print(environment_line(args.keep_env))
     print(kernel_line())
     print(machine(args.threads))
+    print(load_line("at start"))
     rounds = 30 if args.peak_only else 7
     peaks = {d: matmul_peak(d, rounds) for d in args.dtypes}
     print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of {rounds}): " + ", ".join(
@@ -451,6 +461,7 @@ def main(args, grid=None):
     print(f"\nflagged rows: {flagged} of {total}")
     if not args.no_checkpoint:
         print(checkpoint_line(1 if args.quick else 3, T=400 if args.quick else 2000))
+    print(load_line("at end"))
     print(f"run time: {(time.perf_counter() - START) / 60:.1f} min")
 
 
