@@ -125,9 +125,10 @@ except ImportError:  # the torch columns are left out
 def environment_line(keep_env, environ=os.environ):
     """What the script did with ``BLAS_OVERRIDES``."""
     present = ", ".join(f"{k}={environ[k]}" for k in BLAS_OVERRIDES if k in environ)
-    if present:  # only with --keep-env: otherwise the script re-executed without them
-        return (f"environment: {present} kept (--keep-env): OpenBLAS may run another kernel "
-                f"than on a user's machine")
+    if present:
+        how = ("kept (--keep-env)" if keep_env else
+               "still set (the script re-executes without them only when run as a program)")
+        return f"environment: {present} {how}: OpenBLAS may run another kernel than a user's"
     if environ.get(UNSET_NOTE):
         return (f"environment: {environ[UNSET_NOTE]} unset for this run (the script "
                 f"re-executed itself without them; --keep-env keeps them)")
@@ -423,7 +424,9 @@ def checkpoint_line(repeats, T=2000, B=32, H=256, dtype=np.float32):
             f"checkpoint_every={k}: peak memory of forward+backward "
             f"{mem_plain / 2 ** 20:.0f} MB -> {mem_ckpt / 2 ** 20:.0f} MB "
             f"({mem_plain / mem_ckpt:.1f}x less), time {np.median(plain):.2f} s -> "
-            f"{np.median(ckpt):.2f} s ({np.median(ckpt) / np.median(plain):.2f}x)")
+            f"{np.median(ckpt):.2f} s ({np.median(ckpt) / np.median(plain):.2f}x; min-max over "
+            f"{repeats} rounds {min(plain):.2f}-{max(plain):.2f} s and "
+            f"{min(ckpt):.2f}-{max(ckpt):.2f} s)")
 
 
 def main(args, grid=None):
