@@ -261,3 +261,25 @@ def test_benchmark_row_runs(cell, monkeypatch, capsys):
         assert all(math.isfinite(float(v)) and float(v) >= 0 for v in match.groups()), row
     for column in ["fwd+bwd ms", "fwd ms", "textbook / npseq"] + ratios:
         assert float(re.match(number, row[column]).group()) > 0, (column, row)  # never 0.00
+
+
+def test_benchmark_runs_without_the_blas_overrides():
+    """Run as a program, ``bench_rnn.py`` re-executes itself without OPENBLAS_CORETYPE/L2_SIZE.
+
+    The environment line reports "unset" only if neither variable is in the re-executed
+    process's environment. The test's own environment is left as it is.
+    """
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).parents[1]
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="2097152",
+               PYTHONPATH=os.pathsep.join([str(root)] + [os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_rnn.py"),
+                          "--peak-only", "--dtypes", "float32", "--threads", "1"], env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    lines = out.splitlines()
+    assert ("environment: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=2097152 unset for this "
+            "run") in lines[0], out
+    assert lines[1].startswith("kernel: ") and lines[-1].startswith("matmul peak"), out
