@@ -7,9 +7,10 @@ Usage::
                                    [--torch-no-onednn] [--no-checkpoint] [--keep-env]
                                    [--peak-only]
 
-Run time on a 2-core machine: about 9 minutes for the default run, about 1.5 minutes with
-``--quick`` (T/5, 3 rounds, the checkpointing line at T=400); the last line printed is the
-run's own time.
+Run time on 2 idle cores: about 8 minutes for the default run, about 1.5 minutes with
+``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer: at
+a load average of 7 on 2 cores the first 7 of the 30 rows took 25 minutes. The run prints the
+load average at its start and end, and its own run time last.
 
 The user's kernel. OpenBLAS picks its kernels for the CPU it runs on, unless the environment
 variables ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) force others: some machines set them
@@ -63,7 +64,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="T/5, 3 rounds, checkpointing at T=400: about 1.5 minutes")
+                    help="T/5, 3 rounds, checkpointing at T=400: about 1.5 minutes on 2 idle "
+                         "cores (the default run: about 8)")
     ap.add_argument("--cells", default="LSTM,GRU,RNN")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
