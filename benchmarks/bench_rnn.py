@@ -8,9 +8,10 @@ Usage::
                                    [--peak-only]
 
 Run time on 2 idle cores: about 8 minutes for the default run, about 1.5 minutes with
-``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer: at
-a load average of 7 on 2 cores the first 7 of the 30 rows took 25 minutes. The run prints the
-load average at its start and end, and its own run time last.
+``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer:
+with other programs keeping the load average at 1.6-4 on 2 cores, the default run took 29.5
+minutes (at 7, its first 7 of 30 rows took 25). The run prints the load average at its start
+and end, and its own run time last.
 
 The user's kernel. OpenBLAS picks its kernels for the CPU it runs on, unless the environment
 variables ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) force others: some machines set them
