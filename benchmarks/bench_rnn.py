@@ -7,7 +7,7 @@ Usage::
                                    [--torch-no-onednn] [--no-checkpoint] [--keep-env]
                                    [--peak-only]
 
-Run time on 2 idle cores: about 8 minutes for the default run, about 1.5 minutes with
+Run time on 2 idle cores: about 8 minutes for the default run, about a minute with
 ``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer:
 with other programs keeping the load average at 1.6-4 on 2 cores, the default run took 29.5
 minutes (at 7, its first 7 of 30 rows took 25). The run prints the load average at its start
@@ -65,7 +65,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="T/5, 3 rounds, checkpointing at T=400: about 1.5 minutes on 2 idle "
+                    help="T/5, 3 rounds, checkpointing at T=400: about a minute on 2 idle "
                          "cores (the default run: about 8)")
     ap.add_argument("--cells", default="LSTM,GRU,RNN")
     ap.add_argument("--dtypes", default="float32,float64")
