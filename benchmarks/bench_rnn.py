@@ -4,21 +4,41 @@ Usage::
 
     python benchmarks/bench_rnn.py [--quick] [--cells LSTM,GRU,RNN]
                                    [--dtypes float32,float64] [--threads N] [--repeats R]
-                                   [--torch-no-onednn]
+                                   [--torch-no-onednn] [--no-checkpoint] [--keep-env]
+                                   [--peak-only]
 
-Prints the machine, then one markdown table: for every cell, dtype and shape (T, B, D, H) of
-the grid, npseq's forward+backward and forward-only (``npseq.no_grad()``) median times, their
-ratio to ``torch.nn.LSTM/GRU/RNN`` with the same weights and ``torch.set_num_threads`` equal
-to the BLAS threads (columns left out without torch), the textbook loop's time over npseq's
-(``benchmarks/textbook.py``), npseq's achieved GFLOP/s (the matrix products of forward and
-backward, ``6 T B G H (D + H)``) against this machine's matrix-product peak for the dtype
-(a 1024 x 1024 product timed in the same rounds, so that load on a shared machine hits
-both), and the memory of the activations a forward keeps for its backward (tracemalloc, the
-output itself not counted). Contenders run interleaved, one timed run each per round, each
-after 50 ms of untimed runs of its own (``_settled_time``); medians over the rounds.
-A last line measures gradient checkpointing at T=2000, B=32, D=H=256 (LSTM).
-Ratios below 1 mean npseq is faster. ``--quick`` (fewer steps and rounds) runs in about a
-minute and a half; the full run in about 8 minutes.
+Run time on 2 idle cores: about 8 minutes for the default run, about a minute with
+``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer:
+with other programs keeping the load average at 1.6-4 on 2 cores, the default run took 29.5
+minutes (at 7, its first 7 of 30 rows took 25). The run prints the load average at its start
+and end, and its own run time last.
+
+The user's kernel. OpenBLAS picks its kernels for the CPU it runs on, unless the environment
+variables ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) force others: some machines set them
+so that older OpenBLAS builds work, and they slow a current numpy's products (on an AVX-512
+CPU, ``OPENBLAS_CORETYPE=Haswell`` runs the AVX2 kernels). A user's machine has neither. So
+that npseq is timed as a user would run it, the script, when either is set, unsets both and
+re-executes itself (``os.execve``, before numpy is imported) with that environment: the
+change is for this process only. ``--keep-env`` keeps the environment as given. The output
+says what was unset and which kernel OpenBLAS runs (threadpoolctl, an optional dependency:
+``pip install threadpoolctl``).
+
+Prints the environment, the kernel, the machine, the load average, the matrix-product peak,
+a legend of the columns and one markdown table: for every cell, dtype and shape (T, B, D, H)
+of the grid, npseq's forward+backward and forward-only (``npseq.no_grad()``) median times,
+their ratio to ``torch.nn.LSTM/GRU/RNN`` with the same weights and ``torch.set_num_threads``
+equal to the BLAS threads (columns left out without torch), the textbook loop's time over
+npseq's (``benchmarks/textbook.py``), npseq's achieved GFLOP/s (the matrix products of
+forward and backward, ``6 T B G H (D + H)``) against this machine's matrix-product peak for
+the dtype (a 1024 x 1024 product timed in the same rounds, so that load on a shared machine
+hits both), the memory of the activations a forward keeps for its backward (tracemalloc,
+the output itself not counted), the spread of the times over the rounds, and a flag on rows
+not to be trusted (the rule: ``FLAG_RULE``). Contenders run interleaved, one timed run each
+per round, each after 50 ms of untimed runs of its own (``_settled_time``); medians over the
+rounds. A last line measures gradient checkpointing at T=2000, B=32, D=H=256 (LSTM).
+Ratios below 1 mean npseq is faster. ``--peak-only`` prints the environment, the kernel and
+the matrix-product peak and stops (a few seconds): run it with and without the variables to
+see what they cost.
 
 On a CPU, ``torch.nn.LSTM`` in float32 runs oneDNN's fused LSTM kernels
 (``aten::mkldnn_rnn_layer`` and its backward); GRU, RNN and float64 run ATen's loop of
@@ -29,17 +49,24 @@ import argparse
 import os
 import platform
 import sys
+import textwrap
 import time
 import tracemalloc
 
+START = time.perf_counter()
 GRID = [(50, 16, 32, 32), (100, 32, 64, 128), (100, 64, 256, 256), (200, 1, 64, 128),
         (100, 64, 512, 512)]
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # unset for the timing process
+UNSET_NOTE = "NPSEQ_BENCH_UNSET"  # what the re-executed process was started without
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="T/5 and 3 rounds: about a minute")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="T/5, 3 rounds, checkpointing at T=400: about a minute on 2 idle "
+                         "cores (the default run: about 8)")
     ap.add_argument("--cells", default="LSTM,GRU,RNN")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -48,6 +75,12 @@ def parse_args(argv=None):
     ap.add_argument("--no-checkpoint", action="store_true", help="skip the checkpointing line")
     ap.add_argument("--torch-no-onednn", action="store_true",
                     help="torch.backends.mkldnn.enabled = False: torch's LSTM without oneDNN")
+    ap.add_argument("--keep-env", action="store_true",
+                    help="keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE if set (default: "
+                         "unset both and re-execute, so OpenBLAS runs a user's kernel)")
+    ap.add_argument("--peak-only", action="store_true",
+                    help="print the environment, the kernel and the matrix-product peak "
+                         "(best of 30), then stop")
     args = ap.parse_args(argv)
     args.cells = [c.strip().upper() for c in args.cells.split(",")]
     args.dtypes = [d.strip() for d in args.dtypes.split(",")]
@@ -55,14 +88,28 @@ def parse_args(argv=None):
                                                        if d not in ("float32", "float64")]
     if bad:
         ap.error(f"unknown cells or dtypes: {bad}")
+    if args.repeats is not None and args.repeats < 2:
+        ap.error(f"--repeats must be at least 2 (a spread needs two rounds), got {args.repeats}")
     args.repeats = args.repeats or (3 if args.quick else 7)
     return args
 
 
+def users_environment(environ):
+    """``environ`` without ``BLAS_OVERRIDES``, and the overrides it had (name -> value)."""
+    removed = {k: environ[k] for k in BLAS_OVERRIDES if k in environ}
+    return {k: v for k, v in environ.items() if k not in BLAS_OVERRIDES}, removed
+
+
 ARGS = parse_args() if __name__ == "__main__" else None
-if ARGS is not None:  # BLAS reads its thread count when numpy is first imported
+if ARGS is not None:  # BLAS reads its thread count and kernel when numpy is first imported
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(ARGS.threads)
+    if not ARGS.keep_env:
+        _env, _removed = users_environment(os.environ)
+        if _removed:  # start again, numpy not yet imported, without the overrides
+            _env[UNSET_NOTE] = ", ".join(f"{k}={v}" for k, v in _removed.items())
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], _env)
 
 import numpy as np  # noqa: E402
 
@@ -78,6 +125,45 @@ except ImportError:  # the torch columns are left out
 
 
 # -- the machine -----------------------------------------------------------------------------
+def environment_line(keep_env, environ=os.environ):
+    """What the script did with ``BLAS_OVERRIDES``."""
+    present = ", ".join(f"{k}={environ[k]}" for k in BLAS_OVERRIDES if k in environ)
+    if present:
+        how = ("kept (--keep-env)" if keep_env else
+               "still set (the script re-executes without them only when run as a program)")
+        return f"environment: {present} {how}: OpenBLAS may run another kernel than a user's"
+    if environ.get(UNSET_NOTE):
+        return (f"environment: {environ[UNSET_NOTE]} unset for this run (the script "
+                f"re-executed itself without them; --keep-env keeps them)")
+    return (f"environment: neither {BLAS_OVERRIDES[0]} nor {BLAS_OVERRIDES[1]} set: OpenBLAS "
+            f"picks its kernel for this CPU")
+
+
+def kernel_line():
+    """The kernel each loaded OpenBLAS reports, with its library, version and threads."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "kernel: unknown (pip install threadpoolctl)"
+    libs = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not libs:
+        return "kernel: unknown (threadpoolctl finds no BLAS library loaded)"
+    libs.sort(key=lambda i: "numpy" not in i["filepath"])  # numpy's own BLAS first
+    return "kernel: " + "; ".join(
+        f"{i.get('architecture') or 'not reported'} ({i['internal_api']} {i['version']}, "
+        f"{os.path.basename(os.path.dirname(i['filepath']))}, {i['num_threads']} threads)"
+        for i in libs)
+
+
+def load_line(when):
+    """The 1-minute load average: above the core count, other programs share the cores."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return f"load {when}: unknown"
+    return f"load {when}: {load:.2f} (1-minute average) on {os.cpu_count()} cores"
+
+
 def machine(threads):
     cpu = platform.processor() or platform.machine()
     try:
@@ -92,24 +178,18 @@ def machine(threads):
         blas = f"{cfg['name']} {cfg.get('version', '')}".strip()
     except Exception:  # older numpy: no dict mode
         pass
-    try:
-        from threadpoolctl import threadpool_info
-        blas += "; " + ", ".join(f"{i['internal_api']} {i['version']} {i['num_threads']} "
-                                 f"threads" for i in threadpool_info()
-                                 if i["user_api"] == "blas")
-    except ImportError:
-        pass
     versions = f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else
                                             ", torch not installed")
     return (f"machine: {cpu}, {os.cpu_count()} cores; {threads} BLAS/torch threads; "
-            f"BLAS: {blas}; {versions}; Python {platform.python_version()}")
+            f"numpy's BLAS: {blas}; {versions}; Python {platform.python_version()}")
 
 
 PEAK_N = 1024  # the matrix product that measures the peak: (n x n) @ (n x n)
 
 
-def matmul(dtype, n=PEAK_N):
-    """A function running one n x n matrix product of ``dtype``."""
+def matmul(dtype):
+    """A function running one ``PEAK_N x PEAK_N`` matrix product of ``dtype``."""
+    n = PEAK_N
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
     return lambda: a @ b
@@ -233,7 +313,69 @@ def flops(cell, T, B, D, H):
     return 6 * T * B * GATES[cell] * H * (D + H)
 
 
+SPREAD_LIMIT = 0.10  # largest (q75 - q25) / median of a timed run in a row to be trusted
+RATIO_RANGE = (0.05, 20.0)  # a ratio outside this is a 20-fold gap: suspect load, not code
+FLAG_RULE = (f"'!' when a timed run of the row (npseq, torch, textbook or the peak product) "
+             f"has a spread above {SPREAD_LIMIT:.0%}, a ratio falls outside "
+             f"{RATIO_RANGE[0]}-{RATIO_RANGE[1]:.0f} (a 20-fold gap: suspect load, not code), or "
+             f"% peak exceeds 100 (the peak product was slowed in that row's rounds), with the "
+             f"reasons; re-run flagged rows on a quieter machine")
+RUN_NAMES = {"np_fb": "npseq fwd+bwd", "np_f": "npseq fwd", "t_fb": "torch fwd+bwd",
+             "t_f": "torch fwd", "tb_fb": "textbook fwd+bwd", "peak": "peak product"}
+
+
+def columns(with_torch):
+    """The table's header."""
+    head = ["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"]
+    if with_torch:
+        head += ["fwd+bwd / torch", "fwd / torch"]
+    head += ["textbook / npseq", "GFLOP/s (% peak)", "kept MB"]
+    return head + ["spread npseq / torch" if with_torch else "spread npseq", "flags"]
+
+
+def legend(threads):
+    """What each column of the table means, one line each (printed before the table)."""
+    text = {
+        "fwd+bwd ms": "npseq: median time of a forward (recording) and its backward",
+        "fwd ms": "npseq: median time of a forward alone under npseq.no_grad()",
+        "fwd+bwd / torch": "npseq's fwd+bwd over torch.nn's (same weights, "
+                           f"torch.set_num_threads({threads})); below 1: npseq is faster",
+        "fwd / torch": "the same for a forward alone (npseq.no_grad() against "
+                       "torch.no_grad())",
+        "textbook / npseq": "benchmarks/textbook.py's fwd+bwd over npseq's; above 1: npseq "
+                            "is faster",
+        "GFLOP/s (% peak)": "npseq's fwd+bwd: 6 T B G H (D + H) flops of its products over "
+                            f"its time; % of the {PEAK_N} x {PEAK_N} product timed in the same "
+                            "rounds",
+        "kept MB": "activations a forward keeps for its backward (tracemalloc; output not "
+                   "counted)",
+        "spread npseq / torch": "(q75 - q25) / median of the times over the rounds, the larger "
+                                "of fwd+bwd and fwd, for npseq / for torch",
+        "spread npseq": "(q75 - q25) / median of npseq's times over the rounds, the larger "
+                        "of fwd+bwd and fwd",
+        "flags": "ok, or " + FLAG_RULE,
+    }
+    head = columns(torch is not None)
+    width = max(len(c) for c in head)
+    return ["columns:"] + [textwrap.fill(text[c], 100, initial_indent=f"  {c:<{width}}  ",
+                                         subsequent_indent=" " * (width + 4))
+                           for c in head[3:]]
+
+
+def _num(x, decimals):
+    """``x`` with ``decimals`` decimals, or two significant digits where those would show 0."""
+    s = f"{x:.{decimals}f}"
+    return f"{x:.2g}" if x != 0 and float(s) == 0 else s
+
+
+def spread(times):
+    """Interquartile range over median of a run's times."""
+    q25, med, q75 = np.percentile(times, [25, 50, 75])
+    return (q75 - q25) / med
+
+
 def bench_row(cell, dtype, shape, repeats):
+    """One row of the table: a list of strings in the order of ``columns``."""
     T, B, D, H = shape
     m, x, dout = make_case(cell, dtype, T, B, D, H)
     runs = {"np_fb": lambda: npseq_fwd_bwd(m, x, dout), "np_f": lambda: npseq_fwd(m, x)}
@@ -249,15 +391,23 @@ def bench_row(cell, dtype, shape, repeats):
         for k, fn in runs.items():
             times[k].append(_settled_time(fn))
     med = {k: float(np.median(v)) for k, v in times.items()}
+    spr = {k: spread(v) for k, v in times.items()}
     gflops = flops(cell, T, B, D, H) / med["np_fb"] / 1e9
-    peak = 2 * PEAK_N ** 3 / med["peak"] / 1e9
+    pct = 100 * gflops / (2 * PEAK_N ** 3 / med["peak"] / 1e9)
+    ratios = [med["tb_fb"] / med["np_fb"]]
     row = [cell, np.dtype(dtype).name, f"({T}, {B}, {D}, {H})",
-           f"{med['np_fb'] * 1e3:.1f}", f"{med['np_f'] * 1e3:.1f}"]
+           _num(med["np_fb"] * 1e3, 1), _num(med["np_f"] * 1e3, 1)]
     if torch is not None:
-        row += [f"{med['np_fb'] / med['t_fb']:.2f}", f"{med['np_f'] / med['t_f']:.2f}"]
-    row += [f"{med['tb_fb'] / med['np_fb']:.1f}x",
-            f"{gflops:.1f} ({100 * gflops / peak:.0f}%)",
-            f"{kept_bytes(m, x) / 2 ** 20:.1f}"]
+        ratios = [med["np_fb"] / med["t_fb"], med["np_f"] / med["t_f"]] + ratios
+        row += [_num(r, 2) for r in ratios[:2]]
+    row += [_num(ratios[-1], 1) + "x", f"{_num(gflops, 1)} ({_num(pct, 0)}%)",
+            _num(kept_bytes(m, x) / 2 ** 20, 1)]
+    sides = [("np_fb", "np_f")] + ([("t_fb", "t_f")] if torch is not None else [])
+    row.append(" / ".join(f"{100 * max(spr[a], spr[b]):.0f}%" for a, b in sides))
+    why = [f"{RUN_NAMES[k]} spread {100 * s:.0f}%" for k, s in spr.items() if s > SPREAD_LIMIT]
+    why += [f"ratio {_num(r, 2)}" for r in ratios if not RATIO_RANGE[0] <= r <= RATIO_RANGE[1]]
+    why += [f"{pct:.0f}% of peak"] if pct > 100 else []
+    row.append("! " + "; ".join(why) if why else "ok")
     return row
 
 
@@ -277,37 +427,48 @@ def checkpoint_line(repeats, T=2000, B=32, H=256, dtype=np.float32):
             f"checkpoint_every={k}: peak memory of forward+backward "
             f"{mem_plain / 2 ** 20:.0f} MB -> {mem_ckpt / 2 ** 20:.0f} MB "
             f"({mem_plain / mem_ckpt:.1f}x less), time {np.median(plain):.2f} s -> "
-            f"{np.median(ckpt):.2f} s ({np.median(ckpt) / np.median(plain):.2f}x)")
+            f"{np.median(ckpt):.2f} s ({np.median(ckpt) / np.median(plain):.2f}x; min-max over "
+            f"{repeats} rounds {min(plain):.2f}-{max(plain):.2f} s and "
+            f"{min(ckpt):.2f}-{max(ckpt):.2f} s)")
 
 
-def main(args):
+def main(args, grid=None):
+    """Print the whole report; ``grid`` replaces the shapes (tests run one tiny row)."""
     if torch is not None:
         torch.set_num_threads(args.threads)
         if args.torch_no_onednn:
             torch.backends.mkldnn.enabled = False
+    print(environment_line(args.keep_env))
+    print(kernel_line())
     print(machine(args.threads))
+    print(load_line("at start"))
+    rounds = 30 if args.peak_only else 7
+    peaks = {d: matmul_peak(d, rounds) for d in args.dtypes}
+    print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of {rounds}): " + ", ".join(
+        f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()))
+    if args.peak_only:
+        return
     check_textbook()
-    peaks = {d: matmul_peak(d) for d in args.dtypes}
-    print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of 7): " + ", ".join(
-        f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()) + "; the % peak column divides by "
-        "the median of the same product timed in every round of its row")
-    grid = [(max(10, T // 5), B, D, H) for T, B, D, H in GRID] if args.quick else GRID
-    head = ["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"]
-    if torch is not None:
-        head += ["fwd+bwd / torch", "fwd / torch"]
-    head += ["textbook / npseq", "GFLOP/s (% peak)", "kept MB"]
+    if grid is None:
+        grid = [(max(10, T // 5), B, D, H) for T, B, D, H in GRID] if args.quick else GRID
     print(f"\n{args.repeats} interleaved rounds, medians; "
           f"command: python benchmarks/bench_rnn.py {' '.join(sys.argv[1:])}\n")
+    print("\n".join(legend(args.threads)) + "\n")
+    head = columns(torch is not None)
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    flagged = total = 0
     for cell in args.cells:
         for dtype in args.dtypes:
             for shape in grid:
                 row = bench_row(cell, np.dtype(dtype).type, shape, args.repeats)
+                flagged, total = flagged + (row[-1] != "ok"), total + 1
                 print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\nflagged rows: {flagged} of {total}")
     if not args.no_checkpoint:
-        print()
         print(checkpoint_line(1 if args.quick else 3, T=400 if args.quick else 2000))
+    print(load_line("at end"))
+    print(f"run time: {(time.perf_counter() - START) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -221,35 +221,67 @@ def test_textbook_baseline_matches_npseq(cell):
 
 
 # -- the benchmark script runs ----------------------------------------------------------------
-def _finite_non_negative(text):
-    value = float(text)
-    return np.isfinite(value) and value >= 0
-
-
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_benchmark_row_runs(cell, monkeypatch):
-    """One row of ``benchmarks/bench_rnn.py`` on a tiny shape: its structure, never a timing.
+def test_benchmark_row_runs(cell, monkeypatch, capsys):
+    """``benchmarks/bench_rnn.py`` on one tiny row prints what it documents: structure only.
 
-    Every column is there and formatted, every number finite and non-negative. A timing or a
-    ratio of timings may print as 0.0 or 0.00 on a loaded machine, so no value is compared
-    with anything but 0.
+    The kernel line, a legend naming every column before the table, the table's columns, and
+    every number finite and non-negative. Never a timing. The environment is kept as given.
     """
+    import math
+    import re
     bench = _benchmark_module("bench_rnn")
     monkeypatch.setattr(bench, "SETTLE", 0.001)
     monkeypatch.setattr(bench, "PEAK_N", 64)
-    row = bench.bench_row(cell, np.float64, (3, 2, 4, 5), 2)
-    columns = ["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"]
-    if bench.torch is not None:
-        columns += ["fwd+bwd / torch", "fwd / torch"]
-    columns += ["textbook / npseq", "GFLOP/s (% peak)", "kept MB"]
-    assert len(row) == len(columns) and all(isinstance(v, str) for v in row), row
-    got = dict(zip(columns, row))
-    assert [got["cell"], got["dtype"], got["(T, B, D, H)"]] == [cell, "float64", "(3, 2, 4, 5)"]
-    numbers = [got["fwd+bwd ms"], got["fwd ms"], got["kept MB"]]
-    numbers += [got[c] for c in ("fwd+bwd / torch", "fwd / torch") if c in got]
-    assert got["textbook / npseq"].endswith("x"), row
-    numbers.append(got["textbook / npseq"][:-1])
-    gflops = re.fullmatch(r"(\S+) \((\S+)%\)", got["GFLOP/s (% peak)"])
-    assert gflops is not None, row
-    numbers += list(gflops.groups())
-    assert all(_finite_non_negative(v) for v in numbers), row
+    args = bench.parse_args(["--cells", cell, "--dtypes", "float64", "--repeats", "2",
+                             "--no-checkpoint", "--keep-env"])
+    bench.main(args, grid=[(3, 2, 4, 5)])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.fullmatch(r"kernel: \S.*", line) for line in lines), lines
+    assert any(line.startswith("environment: ") for line in lines), lines
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert len(table) == 3, lines  # header, rule, one row
+    head = [c.strip() for c in lines[table[0]].strip("|").split("|")]
+    ratios = ["fwd+bwd / torch", "fwd / torch"] if bench.torch is not None else []
+    spread = "spread npseq / torch" if bench.torch is not None else "spread npseq"
+    assert head == (["cell", "dtype", "(T, B, D, H)", "fwd+bwd ms", "fwd ms"] + ratios
+                    + ["textbook / npseq", "GFLOP/s (% peak)", "kept MB", spread, "flags"])
+    legend = lines[lines.index("columns:") + 1:table[0]]  # printed before the table
+    for column in head[3:]:
+        assert any(line.strip().startswith(column + "  ") for line in legend), column
+    row = dict(zip(head, (c.strip() for c in lines[table[2]].strip("|").split("|"))))
+    assert len(row) == len(head)
+    assert [row["cell"], row["dtype"], row["(T, B, D, H)"]] == [cell, "float64", "(3, 2, 4, 5)"]
+    assert row["flags"] == "ok" or row["flags"].startswith("! "), row
+    number = r"\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+    shapes = {"textbook / npseq": rf"({number})x",
+              "GFLOP/s (% peak)": rf"({number}) \(({number})%\)",
+              spread: " / ".join([rf"({number})%"] * (2 if ratios else 1))}
+    for column in head[3:-1]:
+        match = re.fullmatch(shapes.get(column, f"({number})"), row[column])
+        assert match, (column, row[column])
+        assert all(math.isfinite(float(v)) and float(v) >= 0 for v in match.groups()), row
+    for column in ["fwd+bwd ms", "fwd ms", "textbook / npseq"] + ratios:
+        assert float(re.match(number, row[column]).group()) > 0, (column, row)  # never 0.00
+
+
+def test_benchmark_runs_without_the_blas_overrides():
+    """Run as a program, ``bench_rnn.py`` re-executes itself without OPENBLAS_CORETYPE/L2_SIZE.
+
+    The environment line reports "unset" only if neither variable is in the re-executed
+    process's environment. The test's own environment is left as it is.
+    """
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).parents[1]
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="2097152",
+               PYTHONPATH=os.pathsep.join([str(root)] + [os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_rnn.py"),
+                          "--peak-only", "--dtypes", "float32", "--threads", "1"], env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    lines = out.splitlines()
+    assert ("environment: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=2097152 unset for this "
+            "run") in lines[0], out
+    assert lines[1].startswith("kernel: ") and lines[-1].startswith("matmul peak"), out
