@@ -55,8 +55,8 @@ def test_dropout_gradient_under_its_mask(case):
     drop.rng.bit_generator.state = state
     assert rel_error(dx, numerical_gradient(loss, x)) < 1e-8
     # the structure: every output is dropped or scaled by exactly 1 / (1 - p)
-    ratio = y / x
-    assert np.all((ratio == 0) | np.isclose(ratio, 1 / (1 - p), rtol=1e-15, atol=0))
+    scale_applied = y / x
+    assert np.all((scale_applied == 0) | np.isclose(scale_applied, 1 / (1 - p), rtol=1e-15, atol=0))
 
 
 @pytest.mark.parametrize("cls", [npseq.Dropout, npseq.LockedDropout])
@@ -123,9 +123,9 @@ def test_locked_dropout_gradient_and_one_mask_per_sequence(case):
     assert rel_error(dx, numerical_gradient(loss, x)) < 1e-8
     # the structure: y = x * m with m (B, F) the same at every step, in {0, 1 / (1 - p)}
     seq = lambda a: a[:, None] if a.ndim == 2 else (a.transpose(1, 0, 2) if batch_first else a)
-    ratio = seq(y) / seq(x)  # (T, B, F)
-    assert np.allclose(ratio, ratio[:1], rtol=1e-15, atol=0)
-    assert np.all((ratio == 0) | np.isclose(ratio, 1 / (1 - p), rtol=1e-15, atol=0))
+    scale_applied = seq(y) / seq(x)  # (T, B, F)
+    assert np.allclose(scale_applied, scale_applied[:1], rtol=1e-15, atol=0)
+    assert np.all((scale_applied == 0) | np.isclose(scale_applied, 1 / (1 - p), rtol=1e-15, atol=0))
 
 
 def test_locked_dropout_masks_differ_between_sequences_and_keep_about_1_minus_p():
@@ -238,9 +238,9 @@ def test_embedding_dropout_gradient_under_its_mask(case):
         numeric[padding_idx] = 0  # the padding row takes no gradient, by definition
     assert rel_error(emb.grads["weight"], numeric) < 1e-8
     # whole words: every occurrence of a word is dropped, or all are scaled by 1 / (1 - p)
-    ratio = y / W[idx]  # (..., D)
+    scale_applied = y / W[idx]  # (..., D)
     for r in np.unique(idx):
-        at_r = ratio[idx == r]
+        at_r = scale_applied[idx == r]
         # y / W is the scale up to one rounding of each product: compare to 2 ulp
         scale = 0.0 if at_r.flat[0] == 0 else 1 / (1 - p)
         np.testing.assert_allclose(at_r, scale, rtol=4.5e-16, atol=0)
