@@ -8,6 +8,10 @@ LSTM       ``lstm_step_forward/lstm_step_backward`` ``LSTM``
 GRU        ``gru_step_forward/gru_step_backward``  ``GRU``
 =========  =====================================  ==================
 
+Cells without a full recurrent matrix (``has_weight_hh=False``): :mod:`.indrnn` (IndRNN, a
+recurrent vector ``u``) and :mod:`.minrnn` (minGRU and minLSTM, gates that read only ``x``,
+also run by the parallel scan of :mod:`npseq.scan`); derivations in ``docs/modern.md``.
+
 The variants (:mod:`.lstm_layernorm`, :mod:`.lstm_peephole`, :mod:`.gru_reset_before`, each
 ``<module>_step_forward/_step_backward``; CellKinds ``LSTM_LAYERNORM``, ``LSTM_PEEPHOLE``,
 ``GRU_RESET_BEFORE``) are chosen from the layer options by :mod:`.variants`; derivations in
