@@ -172,10 +172,12 @@ def check_shape(name, arr, expected, what=""):
     return arr
 
 
-def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1):
+def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1,
+                  bound="the sequence length"):
     """Sequence lengths -> an int64 array of shape ``(B,)`` with values in ``minimum..T``.
 
-    ``scalar_ok`` also accepts a single length (for an unbatched sequence, B = 1).
+    ``scalar_ok`` also accepts a single length (for an unbatched sequence, B = 1); ``bound``
+    names what ``T`` is in the message.
     """
     try:
         arr = np.asarray(lengths)
@@ -197,8 +199,8 @@ def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1):
         raise ValueError(f"{name}: expected shape ({B},), one length per sequence, got "
                          f"{arr.shape}")
     if B and (arr.min() < minimum or arr.max() > T):
-        raise ValueError(f"{name}: expected every length in {minimum}..{T} (the sequence "
-                         f"length), got values from {arr.min()} to {arr.max()}")
+        raise ValueError(f"{name}: expected every length in {minimum}..{T} ({bound}), got "
+                         f"values from {arr.min()} to {arr.max()}")
     return arr.astype(np.int64, copy=False)
 
 

@@ -73,28 +73,8 @@ def _targets_array(targets, B, unbatched):
 
 def _target_lengths(target_lengths, S, B, unbatched):
     """Target lengths in 0..S as int64 (B,)."""
-    try:
-        n = np.asarray(target_lengths)
-    except (ValueError, TypeError):
-        raise TypeError(f"target_lengths: expected a 1-D array of integers, got "
-                        f"{type(target_lengths).__name__}") from None
-    if n.dtype.kind == "f":
-        whole = np.isfinite(n) & (n == np.round(n))
-        if not np.all(whole):
-            raise TypeError(f"target_lengths: expected integers, got "
-                            f"{n[~whole].flat[0].item()!r} in an array of dtype {n.dtype}")
-        n = n.astype(np.int64)
-    elif n.dtype.kind not in "iu":
-        raise TypeError(f"target_lengths: expected integers, got dtype {n.dtype}")
-    if unbatched and n.ndim == 0:
-        n = n.reshape(1)
-    if n.shape != (B,):
-        raise ValueError(f"target_lengths: expected shape ({B},), one length per sequence, "
-                         f"got {n.shape}")
-    if B and (n.min() < 0 or n.max() > S):
-        raise ValueError(f"target_lengths: expected every length in 0..{S} (the width of "
-                         f"targets), got values from {n.min()} to {n.max()}")
-    return n.astype(np.int64)
+    return check_lengths(target_lengths, S, B, scalar_ok=unbatched, name="target_lengths",
+                         minimum=0, bound="the width of targets")
 
 
 def _check_labels(l, S_b, C, blank):
