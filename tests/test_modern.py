@@ -302,6 +302,31 @@ def test_indrnn_starts_with_u_in_0_1_clipped_and_constrain_clips_both_signs():
     assert m.params["u_l0"][0] == 9.0
 
 
+def test_indrnn_constraint_bounds_the_gradient_through_time_by_gamma():
+    # The paper's point (Li et al. 2018, sec. 3): with |u| <= gamma ** (1 / T) and an
+    # activation whose slope is at most 1, dh_T / dh_0 = prod_t u * act'(.) stays within
+    # gamma for every unit. Checked on the hand-written backward, with u drawn far outside,
+    # for relu (slope 1 on active units: the bound is tight, as the paper uses it).
+    T, B, H, gamma = 60, 3, 40, 2.0
+    rng = np.random.default_rng(5)
+    m = npseq.IndRNN(4, H, seed=1, max_abs_u=gamma ** (1 / T))
+    m.params["u_l0"][...] = rng.uniform(-1.5, 1.5, H)
+    m.params["bias_ih_l0"][...] = rng.uniform(0.5, 1.0, H)  # keep most relu units active
+    x, h0 = rng.standard_normal((T, B, 4)), rng.uniform(0.5, 1.0, (1, B, H))
+    dh_n = rng.standard_normal((1, B, H))
+
+    def dh0_of(model):
+        model(x, h0)
+        return model.backward(np.zeros((T, B, H)), dh_n)[1]
+
+    unconstrained = dh0_of(m)
+    assert np.any(np.abs(unconstrained) > gamma * np.abs(dh_n))  # the bound can fail
+    m.constrain()
+    bounded = dh0_of(m)
+    assert np.all(np.abs(bounded) <= gamma * np.abs(dh_n) * (1 + 1e-12))
+    assert np.count_nonzero(bounded) > B * H // 2  # not vacuous: most paths stay open
+
+
 def test_indrnn_forward_does_not_clip_u():
     m = npseq.IndRNN(1, 1, seed=0, nonlinearity="tanh", max_abs_u=0.5)
     m.params["weight_ih_l0"][...] = 0.0
