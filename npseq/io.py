@@ -29,6 +29,7 @@ from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
+from npseq.seq2seq import Seq2Seq
 
 __all__ = ["save", "load"]
 
@@ -37,11 +38,16 @@ FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, Sequential, Recurrent,
                                          RecurrentCell, Dropout, LockedDropout, IndRNN, MinGRU,
-                                         MinLSTM)}
+                                         MinLSTM, Seq2Seq)}
 
 
 def _config(module, where="model") -> dict:
-    """Class name and constructor arguments, read back from the module's attributes."""
+    """Class name and constructor arguments, read back from the module's attributes.
+
+    An argument is read from the attribute of its name, or from the attribute that the
+    class's ``CONFIG_ATTRIBUTES`` maps it to (e.g. Seq2Seq's ``attention`` argument, kept as
+    ``attention_kind`` because ``attention`` is its attention module).
+    """
     name = type(module).__name__
     if CLASSES.get(name) is not type(module):
         raise TypeError(f"{where}: expected one of {sorted(CLASSES)} to save, got {name}")
@@ -49,6 +55,7 @@ def _config(module, where="model") -> dict:
         return {"class": name, "modules": [_config(m, f"{where}[{i}]")
                                            for i, m in enumerate(module.modules)]}
     args = {}
+    renamed = getattr(type(module), "CONFIG_ATTRIBUTES", {})
     for arg in inspect.signature(type(module).__init__).parameters:
         if arg in ("self", "seed"):  # the weights are saved; the seed is not needed
             continue
@@ -56,8 +63,8 @@ def _config(module, where="model") -> dict:
             value = module.dtype.name
         elif arg == "kind":  # a cell of the user's: saved by name, given again to load()
             value = module.kind.name
-        elif hasattr(module, arg):
-            value = getattr(module, arg)
+        elif hasattr(module, renamed.get(arg, arg)):
+            value = getattr(module, renamed.get(arg, arg))
         else:
             raise TypeError(f"{where}: cannot save {name}: its constructor argument {arg!r} "
                             f"is not kept as an attribute")
@@ -78,7 +85,8 @@ def save(path, model):
     path : str, os.PathLike or a binary file object
         Written exactly as given (no ``.npz`` is appended).
     model : npseq.RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, LastStep,
-        Dropout, LockedDropout, Recurrent, RecurrentCell, or a Sequential of these. A ``Recurrent`` or
+        Dropout, LockedDropout, IndRNN, MinGRU, MinLSTM, Seq2Seq, Recurrent,
+        RecurrentCell, or a Sequential of these. A ``Recurrent`` or
         ``RecurrentCell`` saves its cell kind by name; :func:`load` takes the kind again.
 
     Raises

@@ -154,6 +154,9 @@ class Seq2Seq(Module):
     (2, (2, 3))
     """
 
+    #: constructor arguments kept under another attribute name (read by npseq.save)
+    CONFIG_ATTRIBUTES = {"attention": "attention_kind"}
+
     def __init__(self, src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, *,
                  cell="lstm", bidirectional=True, encoder_hidden_size=None,
                  attention="general", attention_size=None, pad_index=0, bos_index=1,

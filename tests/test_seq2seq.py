@@ -369,3 +369,29 @@ def test_arguments_are_left_alone_and_state_dicts_round_trip():
     other.load_state_dict(model.state_dict())
     with npseq.no_grad():
         np.testing.assert_array_equal(other(src, lengths, tgt_in), logits)
+
+
+@pytest.mark.parametrize("cell, attention", [("lstm", "general"), ("gru", "additive"),
+                                             ("lstm", "dot")])
+def test_save_and_load_rebuild_the_same_model(tmp_path, cell, attention):
+    rng = np.random.default_rng(1)
+    kwargs = dict(cell=cell, attention=attention, bidirectional=attention != "dot",
+                  attention_size=3 if attention == "additive" else None, pad_index=1,
+                  bos_index=2, eos_index=0, seed=7)
+    model = Seq2Seq(6, 5, 3, 4, **kwargs)
+    for p in model.params.values():  # not the constructor's draws: the file's weights count
+        p[...] = rng.uniform(-1, 1, p.shape)
+    path = tmp_path / "s2s.npz"
+    npseq.save(path, model)
+    same = npseq.load(path)
+    assert isinstance(same, Seq2Seq) and repr(same) == repr(model)
+    for name in ("cell", "bidirectional", "attention_kind", "attention_size", "pad_index",
+                 "bos_index", "eos_index"):
+        assert getattr(same, name) == getattr(model, name), name
+    src, lengths = rng.integers(0, 6, (4, 3)), np.array([4, 2, 3])
+    tgt_in = rng.integers(0, 5, (3, 3))
+    with npseq.no_grad():
+        np.testing.assert_array_equal(same(src, lengths, tgt_in), model(src, lengths, tgt_in))
+    a = same.greedy_decode(src, lengths, max_length=4)
+    b = model.greedy_decode(src, lengths, max_length=4)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
