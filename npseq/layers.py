@@ -52,7 +52,8 @@ class RNNBase(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
-                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -77,6 +78,12 @@ class RNNBase(Module):
         if self.weight_dropout > 0 and not self.kind.has_weight_hh:
             raise ValueError(f"weight_dropout: drops entries of weight_hh, which "
                              f"{self.kind.name} does not have; expected 0, got {weight_dropout}")
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        if self.recurrent_dropout > 0 and self.kind.recurrent_dropout is None:
+            raise ValueError(f"recurrent_dropout: drops h_prev where it enters the recurrent "
+                             f"product, which {self.kind.name} does not support (its "
+                             f"CellKind.recurrent_dropout is None); expected 0, got "
+                             f"{recurrent_dropout}")
         rates = self._zoneout_rates(zoneout)
         self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
@@ -115,10 +122,11 @@ class RNNBase(Module):
 
     def core_options(self) -> dict:
         """The keyword arguments of :func:`npseq.stack.stack_forward` for this layer's
-        configuration and mode: dropout, weight_dropout, zoneout, training, rng,
-        checkpoint_every."""
+        configuration and mode: dropout, weight_dropout, zoneout, recurrent_dropout,
+        training, rng, checkpoint_every."""
         return dict(dropout=self.dropout, weight_dropout=self.weight_dropout,
-                    zoneout=self._zoneout_rates(self.zoneout), training=self.training,
+                    zoneout=self._zoneout_rates(self.zoneout),
+                    recurrent_dropout=self.recurrent_dropout, training=self.training,
                     rng=self.rng,
                     checkpoint_every=self.checkpoint_every)
 
@@ -286,7 +294,7 @@ class RNNBase(Module):
 
 
 _DEFAULTS = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 proj_size=0, weight_dropout=0.0, zoneout=0.0)
+                 proj_size=0, weight_dropout=0.0, zoneout=0.0, recurrent_dropout=0.0)
 
 
 class RNN(RNNBase):
@@ -317,6 +325,13 @@ class RNN(RNNBase):
         probability p at each step; in evaluation the carry is ``p * prev + (1 - p) * new``.
         Masks (every layer class) come from ``seed``'s generator, drawn at each forward
         call; a truncated-BPTT chunk is one call, so it draws its own.
+    recurrent_dropout : float in [0, 1), keyword only, default 0
+        Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``): in
+        training ``h_prev`` enters the recurrent product ``W_hh h_prev`` as ``m * h_prev``,
+        with one mask ``m`` of shape (batch, H_out) per layer and direction, drawn once per
+        forward call (one per sequence) and reused at every step, kept entries scaled by
+        1/(1-p). A GRU's update ``z * h_prev`` reads the unmasked carry. Evaluation uses
+        ``h_prev`` itself. See ``docs/regularisation.md``.
 
     Examples
     --------
@@ -330,12 +345,14 @@ class RNN(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
-                         weight_dropout=weight_dropout, zoneout=zoneout)
+                         weight_dropout=weight_dropout, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class LSTM(RNNBase):
@@ -361,14 +378,14 @@ class LSTM(RNNBase):
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
                  *, layer_norm=False, peephole=False, activation="tanh",
                  recurrent_activation="sigmoid", checkpoint_every=None, weight_dropout=0.0,
-                 zoneout=0.0):
+                 zoneout=0.0, recurrent_dropout=0.0):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype, seed,
                          checkpoint_every=checkpoint_every, weight_dropout=weight_dropout,
-                         zoneout=zoneout)
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
 
 class GRU(RNNBase):
@@ -385,10 +402,12 @@ class GRU(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
                  reset_after=True, activation="tanh", recurrent_activation="sigmoid",
-                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
-                         weight_dropout=weight_dropout, zoneout=zoneout)
+                         weight_dropout=weight_dropout, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)

@@ -35,11 +35,14 @@ class StackRecord(NamedTuple):
     dropout_masks: list  # per layer: the scaled mask (T, B, D*H_out) on its output, or None
     weight_masks: Optional[list] = None  # [layer][direction]: the scaled DropConnect mask of
     # W_hh, or None
+    recurrent_masks: Optional[list] = None  # [layer][direction]: recurrent dropout's scaled
+    # mask (B, H_out) on h_prev, or None
 
 
 def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                   mask: Optional[np.ndarray] = None, *, dropout: float = 0.0,
-                  weight_dropout: float = 0.0, zoneout: tuple = (), training: bool = True,
+                  weight_dropout: float = 0.0, zoneout: tuple = (),
+                  recurrent_dropout: float = 0.0, training: bool = True,
                   rng: Optional[np.random.Generator] = None, keep: bool = True,
                   checkpoint_every: Optional[int] = None, capture: Optional[dict] = None):
     """Run a stack of layers over a time-major sequence.
@@ -66,6 +69,13 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         Zoneout (Krueger et al. 2017): in training each unit keeps its previous value with
         probability z at each step (a 0/1 mask (T, B, .) per state, layer and direction);
         in evaluation the carry is the expectation ``z * prev + (1 - z) * new``.
+    recurrent_dropout : float
+        Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``), in
+        training: one mask ``m`` of shape (B, H_out) per layer, direction and call (one per
+        sequence, the same at every step), kept entries 1/(1-q); the recurrent product reads
+        ``m * h_prev`` (:mod:`npseq.bptt`). Drawn after that layer and direction's
+        weight_dropout and zoneout masks; nothing is drawn at 0 or in evaluation, which
+        uses ``h_prev`` itself (the expectation).
     training : bool
         Draw masks (True) or use the expectations (False).
     keep : bool
@@ -85,10 +95,10 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     """
     num_directions = len(layers[0])
     T, B = x.shape[:2]
-    records, dropout_masks, weight_masks, finals = [], [], [], []
+    records, dropout_masks, weight_masks, recurrent_masks, finals = [], [], [], [], []
     layer_input = x
     for layer, directions in enumerate(layers):
-        outs, layer_records, layer_weight_masks = [], [], []
+        outs, layer_records, layer_weight_masks, layer_recurrent_masks = [], [], [], []
         for direction, p in enumerate(directions):
             idx = layer * num_directions + direction
             carry0 = tuple(c[idx] for c in carries)
@@ -102,18 +112,25 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                 zones = tuple((rng.random((T, B, c.shape[-1])) < z).astype(x.dtype)
                               if training and z > 0 else (z or None)
                               for z, c in zip(zoneout, carry0))
+            r_mask = None
+            if training and recurrent_dropout > 0:  # (B, H_out), one per sequence
+                r_mask = dropout_mask(rng, (B, carry0[0].shape[-1]), recurrent_dropout,
+                                      x.dtype)
             caches = None
             if capture is not None:
                 caches = capture[(layer, direction)] = [None] * T
             out, carry, record = sequence_forward(
                 kind, layer_input, carry0, p, mask=mask, reverse=bool(direction), keep=keep,
-                checkpoint_every=checkpoint_every, capture=caches, zoneout=zones)
+                checkpoint_every=checkpoint_every, capture=caches, zoneout=zones,
+                recurrent_mask=r_mask)
             layer_weight_masks.append(w_mask)
+            layer_recurrent_masks.append(r_mask)
             outs.append(out)
             finals.append(carry)
             layer_records.append(record)
         records.append(layer_records)
         weight_masks.append(layer_weight_masks)
+        recurrent_masks.append(layer_recurrent_masks)
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if training and dropout > 0 and layer < len(layers) - 1:
@@ -122,7 +139,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         dropout_masks.append(drop)
         layer_input = layer_out
     finals = tuple(np.stack([carry[k] for carry in finals]) for k in range(kind.num_states))
-    record = StackRecord(records, dropout_masks, weight_masks) if keep else None
+    record = (StackRecord(records, dropout_masks, weight_masks, recurrent_masks) if keep
+              else None)
     return layer_input, finals, record
 
 

@@ -125,6 +125,8 @@ class CellKind:
         The kind has ``weight_hh (G*H, H_out)`` (and ``bias_hh`` with ``bias=True``).
     supports_proj_size : bool, default False
         Layers of this kind accept ``proj_size`` (``weight_hr``), as the plain LSTM.
+    recurrent_dropout : None, "carry" or "step", default None
+        How the kind takes recurrent dropout's mask (above).
     backward_takes_out : bool
         Derived: whether ``step_backward`` declares ``out``.
     """
@@ -138,6 +140,7 @@ class CellKind:
     has_weight_ih: bool = True
     has_weight_hh: bool = True
     supports_proj_size: bool = False
+    recurrent_dropout: Optional[str] = None
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -161,6 +164,16 @@ class CellKind:
             if not isinstance(getattr(self, field), (bool, np.bool_)):
                 raise TypeError(f"{where}.{field}: expected True or False, got "
                                 f"{getattr(self, field)!r}")
+        if self.recurrent_dropout not in (None, "carry", "step"):
+            raise ValueError(f"{where}.recurrent_dropout: expected None, 'carry' (h_prev "
+                             f"enters the step only through the recurrent product) or 'step' "
+                             f"(step_forward takes recurrent_mask=), got "
+                             f"{self.recurrent_dropout!r}")
+        if self.recurrent_dropout == "step" and not _declares(self.step_forward,
+                                                              "recurrent_mask"):
+            raise TypeError(f"{where}.step_forward: recurrent_dropout='step' expects a "
+                            f"step_forward with a keyword parameter recurrent_mask, got one "
+                            f"without it")
         if not isinstance(self.extra_params, (tuple, list)):
             raise TypeError(f"{where}.extra_params: expected a tuple of npseq.ParamSpec, got "
                             f"{type(self.extra_params).__name__}")
@@ -186,19 +199,21 @@ class CellKind:
                 raise TypeError(f"{at}.init: expected None, a number or a function (rng, "
                                 f"shape) -> array, got {spec.init!r}")
         object.__setattr__(self, "extra_params", tuple(self.extra_params))
-        object.__setattr__(self, "backward_takes_out", _declares_out(self.step_backward))
+        object.__setattr__(self, "backward_takes_out", _declares(self.step_backward, "out"))
 
     def _replace(self, **changes) -> "CellKind":
         """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""
         return dataclasses.replace(self, **changes)
 
 
-def _declares_out(step_backward) -> bool:
-    """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
+def _declares(fn, name: str) -> bool:
+    """Whether ``fn`` has a parameter ``name`` (``out=`` of a ``step_backward``,
+    ``recurrent_mask=`` of a ``step_forward``)."""
     try:
-        return "out" in inspect.signature(step_backward).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
 
 
 def check_kind(kind, name: str = "kind") -> CellKind:
