@@ -58,7 +58,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import CellKind, add_grads, input_projection, param_grads
+from npseq.cells.base import (CellKind, add_grads, input_projection, masked_dcarry_prev,
+                              masked_step_forward, param_grads)
 
 _BLOCK_ROWS = 512  # rows (steps * batch) of the per-block products gx, dW, dx
 
@@ -138,16 +139,6 @@ def _zone_weight(z, t):
     return z if z is None or np.isscalar(z) else z[t]
 
 
-def _step(kind, gx_t, carry, p, recurrent_mask):
-    """``kind.step_forward`` with recurrent dropout's mask ``m`` (None: the plain step):
-    on ``h`` of the carry for a ``"carry"`` kind, passed to the step for a ``"step"`` kind."""
-    if recurrent_mask is None:
-        return kind.step_forward(gx_t, carry, p)
-    if kind.recurrent_dropout == "carry":
-        return kind.step_forward(gx_t, (recurrent_mask * carry[0],) + carry[1:], p)
-    return kind.step_forward(gx_t, carry, p, recurrent_mask=recurrent_mask)
-
-
 def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=None,
                recurrent_mask=None):
     """Forward over ``times`` from ``carry``: the one time loop of every forward pass.
@@ -156,7 +147,7 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=N
     returns the carry after the last step.
     """
     for t in times:
-        new, cache = _step(kind, gx[t], carry, p, recurrent_mask)
+        new, cache = masked_step_forward(kind, gx[t], carry, p, recurrent_mask)
         if zoneout is not None:  # keep the previous value with weight z, per state
             zs = (_zone_weight(z, t) for z in zoneout)
             new = tuple(n if z is None else z * c + (1 - z) * n
@@ -318,7 +309,6 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
     grads, dparams = {}, {}
     dcarry = dcarry_last
-    carry_masked = record.recurrent_mask is not None and kind.recurrent_dropout == "carry"
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
     for j in reversed(range(-(-T // S))):
         block = _block(j, T, S, reverse)
@@ -347,9 +337,8 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
                 g = kind.step_backward(dnew, cache, p)
             if g.dgx is not row:  # a fresh array, whether or not the step took ``out``
                 row[...] = g.dgx
-            dprev = g.dcarry_prev
-            if carry_masked:  # the step read m * h_prev: d(h_prev) = m * d(m * h_prev)
-                dprev = (record.recurrent_mask * dprev[0],) + dprev[1:]
+            # a "carry" kind's step read m * h_prev: dh_prev = m * d(m * h_prev)
+            dprev = masked_dcarry_prev(kind, g.dcarry_prev, record.recurrent_mask)
             if dkept is not None:
                 dprev = tuple(d if k is None else d + k for d, k in zip(dprev, dkept))
             if mask is None:

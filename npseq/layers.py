@@ -26,7 +26,19 @@ from npseq.module import Module
 from npseq.params import init_params, layer_params, stack_param_specs, suffix
 from npseq.stack import StackRecord, stack_backward, stack_forward
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
+
+
+def zoneout_rates(zoneout, num_states: int) -> tuple:
+    """The ``zoneout=`` argument of a layer or cell (a rate, or one per state) -> a tuple of
+    ``num_states`` rates in [0, 1), checked."""
+    n = num_states
+    rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
+    if len(rates) != n:
+        raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
+                         f"{('h', 'c')[:n]}), got {zoneout!r}")
+    return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
+                                   else "zoneout", r) for k, r in enumerate(rates))
 
 
 class LayerRecord(NamedTuple):
@@ -112,13 +124,7 @@ class RNNBase(Module):
 
     def _zoneout_rates(self, zoneout):
         """``zoneout`` (a rate, or one per state) -> a tuple of rates in [0, 1)."""
-        n = self.kind.num_states
-        rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
-        if len(rates) != n:
-            raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
-                             f"{('h', 'c')[:n]}), got {zoneout!r}")
-        return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
-                                       else "zoneout", r) for k, r in enumerate(rates))
+        return zoneout_rates(zoneout, self.kind.num_states)
 
     def core_options(self) -> dict:
         """The keyword arguments of :func:`npseq.stack.stack_forward` for this layer's

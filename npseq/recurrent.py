@@ -76,13 +76,17 @@ class RecurrentCell(RNNCellBase):
     ----------
     kind : CellKind
     input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
+    recurrent_dropout, weight_dropout, zoneout : keyword only, as :class:`npseq.RNNCell`
 
     The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
     """
 
-    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
+    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None,
+                 *, recurrent_dropout=0.0, weight_dropout=0.0, zoneout=0.0):
         self.kind = check_kind(kind)
-        super().__init__(input_size, hidden_size, bias, dtype, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         recurrent_dropout=recurrent_dropout, weight_dropout=weight_dropout,
+                         zoneout=zoneout)
 
     def __repr__(self):
         return super().__repr__().replace("(", f"({self.kind.name}, ", 1)
