@@ -41,15 +41,16 @@ def make(name, input_size=2, hidden_size=3, **options):
 
 @st.composite
 def regularised_layers(draw):
-    """A layer of any kind with recurrent_dropout and, drawn, weight_dropout, zoneout,
-    dropout, checkpoint_every; 1-2 layers, both directions or one, unequal lengths."""
+    """A layer of any kind with a non-empty set of recurrent_dropout, weight_dropout,
+    zoneout (each alone or combined), and, drawn, dropout, checkpoint_every; 1-2 layers,
+    both directions or one, unequal lengths."""
     name = draw(st.sampled_from(sorted(VARIANTS)))
     rate = st.sampled_from((0.2, 0.5, 0.7))
-    options = dict(recurrent_dropout=draw(rate))
-    if draw(st.booleans()):
-        options["weight_dropout"] = draw(rate)
-    if draw(st.booleans()):
-        options["zoneout"] = draw(rate)
+    chosen = draw(st.sets(st.sampled_from(("recurrent_dropout", "weight_dropout", "zoneout")),
+                          min_size=1))
+    options = {k: draw(rate) for k in sorted(chosen)}
+    if "zoneout" in options and name.startswith("lstm") and draw(st.booleans()):
+        options["zoneout"] = (options["zoneout"], draw(rate))  # (p_h, p_c)
     num_layers = draw(st.integers(1, 2))
     if num_layers == 2 and draw(st.booleans()):
         options["dropout"] = draw(rate)

@@ -217,3 +217,24 @@ def test_save_load_and_repr_keep_the_options(tmp_path):
     assert tuple(again.zoneout) == (0.1, 0.2)
     for k in cell.params:
         np.testing.assert_array_equal(again.params[k], cell.params[k])
+
+
+@pytest.mark.parametrize("options", [dict(recurrent_dropout=0.5), dict(weight_dropout=0.5),
+                                     dict(zoneout=0.4),
+                                     dict(recurrent_dropout=0.3, weight_dropout=0.4,
+                                          zoneout=(0.2, 0.5))])
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_check_gradients_on_a_cell_in_training(name, options):
+    """check_gradients draws the cell's masks for its own batch (a cell that kept masks
+    for another batch is fine) and replays them for every perturbed forward."""
+    if not name.startswith("lstm") and isinstance(options.get("zoneout"), tuple):
+        options = dict(options, zoneout=options["zoneout"][0])
+    rng = np.random.default_rng(4)
+    cell = randomise(make_cell(name, 2, 3, seed=5, **options), rng)
+    with npseq.no_grad():
+        cell(np.ones((7, 2)))  # keeps masks for a batch of 7
+    state = tuple(rng.standard_normal((4, 3)) for _ in range(cell.kind.num_states))
+    errors = npseq.gradcheck.check_gradients(cell, rng.standard_normal((4, 2)),
+                                             state if len(state) == 2 else state[0], seed=6)
+    assert max(errors.values()) < 1e-7, errors
+    assert (cell.recurrent_mask is not None) == ("recurrent_dropout" in options)
