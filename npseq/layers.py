@@ -24,7 +24,7 @@ from npseq.layout import (carries_from_state, from_time_major, lengths_mask, seq
                           state_from_carries, to_time_major)
 from npseq.module import Module
 from npseq.params import init_params, layer_params, stack_param_specs, suffix
-from npseq.stack import StackRecord, stack_backward, stack_forward
+from npseq.stack import StackRecord, dropout_mask, stack_backward, stack_forward
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
 
@@ -100,6 +100,8 @@ class RNNBase(Module):
         self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
         self.checkpoint_every = checkpoint_every
+        self.keep_dropout_masks = False
+        self.reset_dropout_mask()
         specs = stack_param_specs(self.kind, self.input_size, self.hidden_size,
                                   self.num_layers, self.num_directions, self.bias,
                                   self.proj_size)
@@ -135,6 +137,51 @@ class RNNBase(Module):
                     recurrent_dropout=self.recurrent_dropout, training=self.training,
                     rng=self.rng,
                     checkpoint_every=self.checkpoint_every)
+
+    @property
+    def keep_dropout_masks(self) -> bool:
+        """Keep the recurrent-dropout and weight-drop masks across forward calls.
+
+        False (the default): every training forward call draws its own masks, one per
+        sequence of that call. True: they are drawn at the first training call after
+        :meth:`reset_dropout_mask` and kept, in :attr:`recurrent_masks` and
+        :attr:`weight_masks` (``[layer][direction]``), until the next reset, as a cell
+        keeps them; so a sequence fed in several calls (``truncated_bptt(...,
+        masks="sequence")``) has one mask. Zoneout and the dropout between layers stay
+        per call (per step and per call's outputs). Settable at any time.
+        """
+        return self._keep_dropout_masks
+
+    @keep_dropout_masks.setter
+    def keep_dropout_masks(self, keep):
+        self._keep_dropout_masks = check_bool("keep_dropout_masks", keep)
+
+    def reset_dropout_mask(self):
+        """Forget the kept masks (:attr:`keep_dropout_masks`); returns self."""
+        self.recurrent_masks = None  # [layer][direction] (B, H_out), or None
+        self.weight_masks = None  # [layer][direction] (G*H, H_out), or None
+        return self
+
+    def kept_masks(self, batch: int) -> dict:
+        """The ``weight_masks``/``recurrent_masks`` arguments of
+        :func:`npseq.stack.stack_forward` for a training call on ``batch`` sequences with
+        :attr:`keep_dropout_masks`, drawn if none are kept yet (else ``{}``)."""
+        if not (self.training and self.keep_dropout_masks):
+            return {}
+        layers = self.stack_params()
+        if self.weight_masks is None and self.weight_dropout > 0:
+            self.weight_masks = [[dropout_mask(self.rng, p["weight_hh"].shape,
+                                               self.weight_dropout, self.dtype) for p in ps]
+                                 for ps in layers]
+        if self.recurrent_masks is None and self.recurrent_dropout > 0:
+            self.recurrent_masks = [[dropout_mask(self.rng, (batch, self.output_size),
+                                                  self.recurrent_dropout, self.dtype)
+                                     for _ in ps] for ps in layers]
+        if self.recurrent_masks is not None and self.recurrent_masks[0][0].shape[0] != batch:
+            raise ValueError(f"x: the kept recurrent-dropout masks are for a batch of "
+                             f"{self.recurrent_masks[0][0].shape[0]}, got a batch of "
+                             f"{batch}; call reset_dropout_mask() before a new batch")
+        return dict(weight_masks=self.weight_masks, recurrent_masks=self.recurrent_masks)
 
     @property
     def output_size(self) -> int:
@@ -211,7 +258,8 @@ class RNNBase(Module):
         mask = lengths_mask(lengths, T, B, unbatched)
         keep = grad_mode.is_grad_enabled()
         out, finals, record = stack_forward(self.kind, self.stack_params(), x, carries, mask,
-                                            keep=keep, capture=capture, **self.core_options())
+                                            keep=keep, capture=capture, **self.core_options(),
+                                            **self.kept_masks(B))
         out = from_time_major(out, self.batch_first, unbatched)
         self._push(LayerRecord(record, out.shape, B, unbatched))  # nothing inside no_grad()
         return out, self.carries_to_state(finals, unbatched)

@@ -44,7 +44,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                   weight_dropout: float = 0.0, zoneout: tuple = (),
                   recurrent_dropout: float = 0.0, training: bool = True,
                   rng: Optional[np.random.Generator] = None, keep: bool = True,
-                  checkpoint_every: Optional[int] = None, capture: Optional[dict] = None):
+                  checkpoint_every: Optional[int] = None, capture: Optional[dict] = None,
+                  weight_masks: Optional[list] = None, recurrent_masks: Optional[list] = None):
     """Run a stack of layers over a time-major sequence.
 
     Parameters
@@ -85,6 +86,10 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     capture : dict, optional
         Filled with ``capture[(layer, direction)]``: the list of the T step caches (the gate
         activations), indexed by time.
+    weight_masks, recurrent_masks : lists ``[layer][direction]`` of masks, optional
+        Masks to use instead of drawing them (in training, where the rate is > 0): the
+        scaled masks of W_hh and of h_prev, as :class:`StackRecord` holds them. A layer with
+        ``keep_dropout_masks`` passes the masks it keeps across calls.
 
     Returns
     -------
@@ -95,7 +100,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     """
     num_directions = len(layers[0])
     T, B = x.shape[:2]
-    records, dropout_masks, weight_masks, recurrent_masks, finals = [], [], [], [], []
+    records, dropout_masks, finals = [], [], []
+    drawn_weight, drawn_recurrent = [], []  # the masks used, [layer][direction]
     layer_input = x
     for layer, directions in enumerate(layers):
         outs, layer_records, layer_weight_masks, layer_recurrent_masks = [], [], [], []
@@ -104,8 +110,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
             carry0 = tuple(c[idx] for c in carries)
             w_mask = None
             if training and weight_dropout > 0:
-                w_mask = dropout_mask(rng, p["weight_hh"].shape, weight_dropout,
-                                        x.dtype)
+                w_mask = (weight_masks[layer][direction] if weight_masks is not None else
+                          dropout_mask(rng, p["weight_hh"].shape, weight_dropout, x.dtype))
                 p = dict(p, weight_hh=p["weight_hh"] * w_mask)
             zones = None
             if any(zoneout):  # per state: a 0/1 keep mask in training, z in evaluation
@@ -114,8 +120,9 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                               for z, c in zip(zoneout, carry0))
             r_mask = None
             if training and recurrent_dropout > 0:  # (B, H_out), one per sequence
-                r_mask = dropout_mask(rng, (B, carry0[0].shape[-1]), recurrent_dropout,
-                                      x.dtype)
+                r_mask = (recurrent_masks[layer][direction] if recurrent_masks is not None
+                          else dropout_mask(rng, (B, carry0[0].shape[-1]), recurrent_dropout,
+                                            x.dtype))
             caches = None
             if capture is not None:
                 caches = capture[(layer, direction)] = [None] * T
@@ -129,8 +136,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
             finals.append(carry)
             layer_records.append(record)
         records.append(layer_records)
-        weight_masks.append(layer_weight_masks)
-        recurrent_masks.append(layer_recurrent_masks)
+        drawn_weight.append(layer_weight_masks)
+        drawn_recurrent.append(layer_recurrent_masks)
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if training and dropout > 0 and layer < len(layers) - 1:
@@ -139,7 +146,7 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         dropout_masks.append(drop)
         layer_input = layer_out
     finals = tuple(np.stack([carry[k] for carry in finals]) for k in range(kind.num_states))
-    record = (StackRecord(records, dropout_masks, weight_masks, recurrent_masks) if keep
+    record = (StackRecord(records, dropout_masks, drawn_weight, drawn_recurrent) if keep
               else None)
     return layer_input, finals, record
 

@@ -270,3 +270,31 @@ def test_save_load_and_sequential_keep_the_option(tmp_path):
     assert again[1].recurrent_dropout == 0.25 and "recurrent_dropout=0.25" in repr(again[1])
     errors = check_gradients(model, rng.standard_normal((5, 2, 3)), None, lengths=[5, 3])
     assert max(errors.values()) < 1e-7, errors
+
+
+def test_a_layer_can_keep_its_masks_across_calls():
+    """keep_dropout_masks: the recurrent and weight masks of the first training call are
+    kept (and used: two calls from the same state give the same output) until
+    reset_dropout_mask(); a different batch is refused; evaluation ignores them."""
+    m = npseq.LSTM(2, 3, num_layers=2, bidirectional=True, recurrent_dropout=0.5,
+                   weight_dropout=0.5, seed=0)
+    x = np.random.default_rng(1).standard_normal((4, 2, 2))
+    m.keep_dropout_masks = True
+    with npseq.no_grad():
+        a, _ = m(x)
+        kept = m.recurrent_masks
+        assert len(kept) == 2 and all(len(row) == 2 for row in kept)
+        assert kept[1][1].shape == (2, 3) and m.weight_masks[0][1].shape == (12, 3)
+        b, _ = m(x)
+        np.testing.assert_array_equal(a, b)
+        assert m.recurrent_masks is kept
+        with pytest.raises(ValueError, match=r"^x: the kept recurrent-dropout masks are for "
+                                             r"a batch of 2, got a batch of 3"):
+            m(np.ones((4, 3, 2)))
+        m.reset_dropout_mask()
+        assert m.recurrent_masks is None and m.weight_masks is None
+        assert not np.array_equal(m(x)[0], a)
+        m.keep_dropout_masks = False
+        assert not np.array_equal(m(x)[0], m(x)[0])  # per call again
+    with pytest.raises(TypeError, match="^keep_dropout_masks"):
+        m.keep_dropout_masks = "yes"
