@@ -273,7 +273,8 @@ class LSTMCell(RNNCellBase):
 
     ``h, c = cell(x, (h, c))``; ``dx, (dh_prev, dc_prev) = cell.backward((dh, dc))``, where
     either of ``dh``, ``dc`` may be None for zero. Parameters as :class:`RNNCell` (no
-    ``nonlinearity``; ``zoneout`` may be ``(p_h, p_c)``), plus the variants (keyword only; see :mod:`npseq.cells.variants`):
+    ``nonlinearity``; ``zoneout`` may be ``(p_h, p_c)``), plus the variants (keyword only;
+    see :mod:`npseq.cells.variants`):
 
     layer_norm : bool, default False
         Layer normalisation of both projections and of ``c`` before the output activation

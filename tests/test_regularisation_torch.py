@@ -8,18 +8,22 @@ weight_dropout, zoneout and recurrent_dropout on the layers and the cells, under
 npseq drew (read through the public core's StackRecord or the cells' documented mask
 attributes): torch.nn layers with weight_hh masked by hand, and a torch cell loop written
 in the test from the papers' equations; values and every gradient to 1e-10."""
+import copy
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from hypothesis import given  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
+import npseq  # noqa: E402
 from npseq import losses  # noqa: E402
+from npseq.stack import stack_forward  # noqa: E402
 
-from strategies import arrays  # noqa: E402
+from strategies import arrays, examples, randomise  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -71,14 +75,6 @@ def test_ar_tar_match_awd_lstm(case):
 # (npseq.stack.stack_forward with the layer's core_options and a copy of its generator: the
 # layer's own forward then draws the very same masks) and writes the forward in torch with
 # them. Autograd gives every gradient.
-import copy  # noqa: E402
-
-import npseq  # noqa: E402
-from npseq.stack import stack_forward  # noqa: E402
-
-from strategies import examples, randomise  # noqa: E402
-from hypothesis import settings  # noqa: E402
-
 TORCH_LAYERS = {"lstm": (npseq.LSTM, torch.nn.LSTM), "gru": (npseq.GRU, torch.nn.GRU),
                 "rnn_tanh": (npseq.RNN, torch.nn.RNN)}
 
@@ -354,4 +350,32 @@ def test_a_cell_loop_is_the_torch_cell_loop_with_the_cells_masks(name):
         np.testing.assert_allclose(a, b.grad.numpy(), rtol=1e-10, atol=1e-12)
     for k, v in P.items():
         np.testing.assert_allclose(cell.grads[k], v.grad.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_past_the_drivers_blocks_with_checkpointing(name):
+    """T * B = 1120 rows: several blocks of the driver's products, checkpoint segments that
+    straddle them, both directions, unequal lengths, all three options."""
+    cls, variant = CELL_LOOP_LAYERS[name]
+    rng = np.random.default_rng(30)
+    options = dict(recurrent_dropout=0.4, weight_dropout=0.3,
+                   zoneout=(0.2, 0.1) if name == "lstm" else 0.2)
+    m = randomise(cls(3, 4, bidirectional=True, seed=5, checkpoint_every=7, **options), rng)
+    T, B = 140, 8
+    x = rng.uniform(-1, 1, (T, B, 3))
+    lengths = rng.integers(1, T + 1, B)
+    dout = rng.uniform(-1, 1, (T, B, 8))
+    record = npseq_masks(m, x, lengths)
+    out, _, dx, _, grads = run_npseq(m, x, None, lengths, dout, None)
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in m.params.items()}
+    xt = torch.tensor(x, requires_grad=True)
+    zeros = torch.zeros(2, B, 4, dtype=torch.float64)
+    out_t, _, _ = torch_stack(name, P, xt, zeros, zeros if name == "lstm" else None, record,
+                              lengths, 1, 2)
+    (out_t * torch.tensor(dout)).sum().backward()
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for k, v in P.items():
+        np.testing.assert_allclose(grads[k], v.grad.numpy(), rtol=1e-10, atol=1e-12,
                                    err_msg=k)
