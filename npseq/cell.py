@@ -61,6 +61,9 @@ class RNNCellBase(Module):
     :attr:`recurrent_mask` and :attr:`weight_mask`, the latest call's zoneout masks
     :attr:`zoneout_mask` (None when not drawn).
 
+    Parameters
+    ----------
+    input_size, hidden_size, bias, dtype, seed : as :class:`RNNCell`
     recurrent_dropout : float in [0, 1)
         ``h_prev`` enters the recurrent product as ``m * h_prev``, ``m`` of shape
         (batch, hidden_size), kept entries 1/(1-p) (Gal & Ghahramani 2016).
