@@ -43,6 +43,14 @@ masking above, and its backward splits the gradient between the two paths (see
 ``docs/regularisation.md``)::
 
     carry_t = z_t * carry_{t-1} + (1 - z_t) * step(carry_{t-1})
+
+Recurrent dropout (``recurrent_mask=m``, one ``(B, H_out)`` mask for the whole sequence)
+changes only what the step's recurrent product reads: for a kind with
+``recurrent_dropout="carry"`` the step gets ``(m * h_{t-1}, c_{t-1})`` and its ``dh_prev``
+is multiplied by ``m`` on the way back; a ``"step"`` kind gets ``recurrent_mask=m`` and
+applies it itself. Zoneout's kept path and the padded steps see the unmasked carry::
+
+    carry_t = z_t * carry_{t-1} + (1 - z_t) * step((m * h_{t-1}, c_{t-1}))
 """
 from __future__ import annotations
 
@@ -50,7 +58,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import CellKind, add_grads, input_projection, param_grads
+from npseq.cells.base import (CellKind, add_grads, input_projection, masked_dcarry_prev,
+                              masked_step_forward, param_grads)
 
 _BLOCK_ROWS = 512  # rows (steps * batch) of the per-block products gx, dW, dx
 
@@ -70,6 +79,7 @@ class SequenceRecord(NamedTuple):
     checkpoints: Optional[dict] = None  # time of a segment's first step -> carry before it
     checkpoint_every: Optional[int] = None  # k, steps per segment
     zoneout: Optional[tuple] = None  # per state: None, a weight z, or (T, B, .) 0/1 masks
+    recurrent_mask: Optional[np.ndarray] = None  # (B, H_out) recurrent dropout's mask m
 
 
 def _times(T: int, reverse: bool) -> range:
@@ -129,14 +139,15 @@ def _zone_weight(z, t):
     return z if z is None or np.isscalar(z) else z[t]
 
 
-def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=None):
+def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=None,
+               recurrent_mask=None):
     """Forward over ``times`` from ``carry``: the one time loop of every forward pass.
 
     Writes ``out[t]`` (if ``out`` is given) and ``caches[t]`` (if ``caches`` is given);
     returns the carry after the last step.
     """
     for t in times:
-        new, cache = kind.step_forward(gx[t], carry, p)
+        new, cache = masked_step_forward(kind, gx[t], carry, p, recurrent_mask)
         if zoneout is not None:  # keep the previous value with weight z, per state
             zs = (_zone_weight(z, t) for z in zoneout)
             new = tuple(n if z is None else z * c + (1 - z) * n
@@ -157,7 +168,8 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=N
 def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
                      keep: bool = True, checkpoint_every: Optional[int] = None,
-                     capture: Optional[list] = None, zoneout: Optional[tuple] = None):
+                     capture: Optional[list] = None, zoneout: Optional[tuple] = None,
+                     recurrent_mask: Optional[np.ndarray] = None):
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -182,6 +194,10 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
         One entry per state: None, a number z, or an array (T, B, .) of 0/1 keep masks.
         The carry after step t is ``z * carry_{t-1} + (1 - z) * step(carry_{t-1})``
         (Krueger et al. 2017): a mask in training, the keep probability in evaluation.
+    recurrent_mask : ndarray, shape (B, H_out), optional
+        Recurrent dropout's mask ``m`` (0 or 1/(1-q)), the same at every step: the
+        recurrent product reads ``m * h_prev`` (Gal & Ghahramani 2016). The kind must have
+        ``recurrent_dropout`` set (:class:`~npseq.cells.base.CellKind`).
 
     Returns
     -------
@@ -196,21 +212,27 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     gx = _Projections(x, p, reverse)
     out = np.empty((T, B, carry0[0].shape[-1]), dtype=x.dtype)  # (T, B, H_out)
     times = _times(T, reverse)
+    if recurrent_mask is not None and kind.recurrent_dropout is None:
+        raise ValueError(f"recurrent_mask: {kind.name} does not take recurrent dropout "
+                         f"(its CellKind.recurrent_dropout is None), got a mask")
+    rm = recurrent_mask
     if not keep:
-        return out, _run_steps(kind, gx, times, carry0, p, mask, out, capture, zoneout), None
+        return out, _run_steps(kind, gx, times, carry0, p, mask, out, capture, zoneout,
+                               rm), None
     if checkpoint_every is None:
         caches = [None] * T
-        carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches, zoneout)
+        carry = _run_steps(kind, gx, times, carry0, p, mask, out, caches, zoneout, rm)
         if capture is not None:
             capture[:] = caches
-        return out, carry, SequenceRecord(x, caches, mask, reverse, zoneout=zoneout)
+        return out, carry, SequenceRecord(x, caches, mask, reverse, zoneout=zoneout,
+                                          recurrent_mask=rm)
     checkpoints, carry = {}, carry0
     for s in range(0, T, checkpoint_every):
         segment = times[s:s + checkpoint_every]
         checkpoints[segment[0]] = carry
-        carry = _run_steps(kind, gx, segment, carry, p, mask, out, capture, zoneout)
+        carry = _run_steps(kind, gx, segment, carry, p, mask, out, capture, zoneout, rm)
     return out, carry, SequenceRecord(x, None, mask, reverse, checkpoints, checkpoint_every,
-                                      zoneout)
+                                      zoneout, rm)
 
 
 class _Recomputed:
@@ -231,7 +253,8 @@ class _Recomputed:
             self.caches = {}  # drop the segment before: the backward is done with it
             _run_steps(self.kind, self.gx, segment, self.record.checkpoints[segment[0]],
                        self.p, self.record.mask, caches=self.caches,
-                       zoneout=self.record.zoneout)
+                       zoneout=self.record.zoneout,
+                       recurrent_mask=self.record.recurrent_mask)
         return self.caches[t]
 
 
@@ -271,6 +294,10 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
 
         dx    = dgx W_ih
         dW_ih = sum_t dgx_t^T x_t        dW_hh = sum_t dgh_t^T h_prev_t
+
+    With recurrent dropout on a ``"carry"`` kind the step saw ``m * h_prev``, so its
+    ``dh_prev`` is the gradient of that product's input: ``dh_{t-1} = m * dh_prev`` (the
+    ``h_prev_t`` of dW_hh is the masked one the step kept).
     """
     x, caches, mask, reverse = record[:4]
     if caches is None:
@@ -310,7 +337,8 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
                 g = kind.step_backward(dnew, cache, p)
             if g.dgx is not row:  # a fresh array, whether or not the step took ``out``
                 row[...] = g.dgx
-            dprev = g.dcarry_prev
+            # a "carry" kind's step read m * h_prev: dh_prev = m * d(m * h_prev)
+            dprev = masked_dcarry_prev(kind, g.dcarry_prev, record.recurrent_mask)
             if dkept is not None:
                 dprev = tuple(d if k is None else d + k for d, k in zip(dprev, dkept))
             if mask is None:

@@ -121,11 +121,18 @@ def _state_names(state, prefix):
     return [f"{prefix}[{i}]" for i in range(len(arrays))]
 
 
+def _submodules(module) -> list:
+    """``module`` and its sub-modules (a Sequential's), depth first."""
+    return [module] + [m for sub in getattr(module, "modules", ()) for m in _submodules(sub)]
+
+
 def _generators(module) -> list:
     """The random generators of ``module`` and of its sub-modules (a Sequential's)."""
-    found = [module.rng] if isinstance(getattr(module, "rng", None), np.random.Generator) else []
-    for sub in getattr(module, "modules", ()):
-        found += [g for g in _generators(sub) if all(g is not f for f in found)]
+    found = []
+    for m in _submodules(module):
+        g = getattr(m, "rng", None)
+        if isinstance(g, np.random.Generator) and all(g is not f for f in found):
+            found.append(g)
     return found
 
 
@@ -137,7 +144,11 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
     ``backward`` gives the analytic gradients of ``x``, of every array in ``state`` and, in
     ``module.grads``, of every parameter. If the module (or a sub-module of a Sequential)
     has a random generator ``rng`` (for dropout masks), it is reset before every forward so
-    that each sees the same masks.
+    that each sees the same masks: a layer in training mode with ``dropout``,
+    ``recurrent_dropout``, ``weight_dropout`` or ``zoneout`` is checked under the exact
+    masks its backward used. A cell's kept masks (``reset_dropout_mask``) are forgotten
+    once at the start, so the check's first forward draws them for its own batch and every
+    later forward keeps them.
 
     Neither ``x`` nor ``state`` is modified; the module's parameters are restored exactly
     and its ``grads`` hold the analytic gradients of this check when it returns (what they
@@ -191,6 +202,9 @@ def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs
             g.bit_generator.state = saved
         return module(x, state, **forward_kwargs)
 
+    for m in _submodules(module):  # a cell's kept masks: drawn again for this batch
+        if callable(getattr(m, "reset_dropout_mask", None)):
+            m.reset_dropout_mask()
     module.clear_records()  # the check pairs its own forward with its own backward
     with no_grad():
         outputs = forward()  # only their shapes are needed

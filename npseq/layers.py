@@ -24,9 +24,21 @@ from npseq.layout import (carries_from_state, from_time_major, lengths_mask, seq
                           state_from_carries, to_time_major)
 from npseq.module import Module
 from npseq.params import init_params, layer_params, stack_param_specs, suffix
-from npseq.stack import StackRecord, stack_backward, stack_forward
+from npseq.stack import StackRecord, dropout_mask, stack_backward, stack_forward
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
+
+
+def zoneout_rates(zoneout, num_states: int) -> tuple:
+    """The ``zoneout=`` argument of a layer or cell (a rate, or one per state) -> a tuple of
+    ``num_states`` rates in [0, 1), checked."""
+    n = num_states
+    rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
+    if len(rates) != n:
+        raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
+                         f"{('h', 'c')[:n]}), got {zoneout!r}")
+    return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
+                                   else "zoneout", r) for k, r in enumerate(rates))
 
 
 class LayerRecord(NamedTuple):
@@ -52,7 +64,8 @@ class RNNBase(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
-                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -77,10 +90,18 @@ class RNNBase(Module):
         if self.weight_dropout > 0 and not self.kind.has_weight_hh:
             raise ValueError(f"weight_dropout: drops entries of weight_hh, which "
                              f"{self.kind.name} does not have; expected 0, got {weight_dropout}")
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        if self.recurrent_dropout > 0 and self.kind.recurrent_dropout is None:
+            raise ValueError(f"recurrent_dropout: drops h_prev where it enters the recurrent "
+                             f"product, which {self.kind.name} does not support (its "
+                             f"CellKind.recurrent_dropout is None); expected 0, got "
+                             f"{recurrent_dropout}")
         rates = self._zoneout_rates(zoneout)
         self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
         self.checkpoint_every = checkpoint_every
+        self.keep_dropout_masks = False
+        self.reset_dropout_mask()
         specs = stack_param_specs(self.kind, self.input_size, self.hidden_size,
                                   self.num_layers, self.num_directions, self.bias,
                                   self.proj_size)
@@ -105,22 +126,62 @@ class RNNBase(Module):
 
     def _zoneout_rates(self, zoneout):
         """``zoneout`` (a rate, or one per state) -> a tuple of rates in [0, 1)."""
-        n = self.kind.num_states
-        rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
-        if len(rates) != n:
-            raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
-                             f"{('h', 'c')[:n]}), got {zoneout!r}")
-        return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
-                                       else "zoneout", r) for k, r in enumerate(rates))
+        return zoneout_rates(zoneout, self.kind.num_states)
 
     def core_options(self) -> dict:
         """The keyword arguments of :func:`npseq.stack.stack_forward` for this layer's
-        configuration and mode: dropout, weight_dropout, zoneout, training, rng,
-        checkpoint_every."""
+        configuration and mode: dropout, weight_dropout, zoneout, recurrent_dropout,
+        training, rng, checkpoint_every."""
         return dict(dropout=self.dropout, weight_dropout=self.weight_dropout,
-                    zoneout=self._zoneout_rates(self.zoneout), training=self.training,
+                    zoneout=self._zoneout_rates(self.zoneout),
+                    recurrent_dropout=self.recurrent_dropout, training=self.training,
                     rng=self.rng,
                     checkpoint_every=self.checkpoint_every)
+
+    @property
+    def keep_dropout_masks(self) -> bool:
+        """Keep the recurrent-dropout and weight-drop masks across forward calls.
+
+        False (the default): every training forward call draws its own masks, one per
+        sequence of that call. True: they are drawn at the first training call after
+        :meth:`reset_dropout_mask` and kept, in :attr:`recurrent_masks` and
+        :attr:`weight_masks` (``[layer][direction]``), until the next reset, as a cell
+        keeps them; so a sequence fed in several calls (``truncated_bptt(...,
+        masks="sequence")``) has one mask. Zoneout and the dropout between layers stay
+        per call (per step and per call's outputs). Settable at any time.
+        """
+        return self._keep_dropout_masks
+
+    @keep_dropout_masks.setter
+    def keep_dropout_masks(self, keep):
+        self._keep_dropout_masks = check_bool("keep_dropout_masks", keep)
+
+    def reset_dropout_mask(self):
+        """Forget the kept masks (:attr:`keep_dropout_masks`); returns self."""
+        self.recurrent_masks = None  # [layer][direction] (B, H_out), or None
+        self.weight_masks = None  # [layer][direction] (G*H, H_out), or None
+        return self
+
+    def kept_masks(self, batch: int) -> dict:
+        """The ``weight_masks``/``recurrent_masks`` arguments of
+        :func:`npseq.stack.stack_forward` for a training call on ``batch`` sequences with
+        :attr:`keep_dropout_masks`, drawn if none are kept yet (else ``{}``)."""
+        if not (self.training and self.keep_dropout_masks):
+            return {}
+        layers = self.stack_params()
+        if self.weight_masks is None and self.weight_dropout > 0:
+            self.weight_masks = [[dropout_mask(self.rng, p["weight_hh"].shape,
+                                               self.weight_dropout, self.dtype) for p in ps]
+                                 for ps in layers]
+        if self.recurrent_masks is None and self.recurrent_dropout > 0:
+            self.recurrent_masks = [[dropout_mask(self.rng, (batch, self.output_size),
+                                                  self.recurrent_dropout, self.dtype)
+                                     for _ in ps] for ps in layers]
+        if self.recurrent_masks is not None and self.recurrent_masks[0][0].shape[0] != batch:
+            raise ValueError(f"x: the kept recurrent-dropout masks are for a batch of "
+                             f"{self.recurrent_masks[0][0].shape[0]}, got a batch of "
+                             f"{batch}; call reset_dropout_mask() before a new batch")
+        return dict(weight_masks=self.weight_masks, recurrent_masks=self.recurrent_masks)
 
     @property
     def output_size(self) -> int:
@@ -197,7 +258,8 @@ class RNNBase(Module):
         mask = lengths_mask(lengths, T, B, unbatched)
         keep = grad_mode.is_grad_enabled()
         out, finals, record = stack_forward(self.kind, self.stack_params(), x, carries, mask,
-                                            keep=keep, capture=capture, **self.core_options())
+                                            keep=keep, capture=capture, **self.core_options(),
+                                            **self.kept_masks(B))
         out = from_time_major(out, self.batch_first, unbatched)
         self._push(LayerRecord(record, out.shape, B, unbatched))  # nothing inside no_grad()
         return out, self.carries_to_state(finals, unbatched)
@@ -286,7 +348,7 @@ class RNNBase(Module):
 
 
 _DEFAULTS = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 proj_size=0, weight_dropout=0.0, zoneout=0.0)
+                 proj_size=0, weight_dropout=0.0, zoneout=0.0, recurrent_dropout=0.0)
 
 
 class RNN(RNNBase):
@@ -317,6 +379,13 @@ class RNN(RNNBase):
         probability p at each step; in evaluation the carry is ``p * prev + (1 - p) * new``.
         Masks (every layer class) come from ``seed``'s generator, drawn at each forward
         call; a truncated-BPTT chunk is one call, so it draws its own.
+    recurrent_dropout : float in [0, 1), keyword only, default 0
+        Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``): in
+        training ``h_prev`` enters the recurrent product ``W_hh h_prev`` as ``m * h_prev``,
+        with one mask ``m`` of shape (batch, H_out) per layer and direction, drawn once per
+        forward call (one per sequence) and reused at every step, kept entries scaled by
+        1/(1-p). A GRU's update ``z * h_prev`` reads the unmasked carry. Evaluation uses
+        ``h_prev`` itself. See ``docs/regularisation.md``.
 
     Examples
     --------
@@ -330,12 +399,14 @@ class RNN(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
-                         weight_dropout=weight_dropout, zoneout=zoneout)
+                         weight_dropout=weight_dropout, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class LSTM(RNNBase):
@@ -361,14 +432,14 @@ class LSTM(RNNBase):
                  dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
                  *, layer_norm=False, peephole=False, activation="tanh",
                  recurrent_activation="sigmoid", checkpoint_every=None, weight_dropout=0.0,
-                 zoneout=0.0):
+                 zoneout=0.0, recurrent_dropout=0.0):
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype, seed,
                          checkpoint_every=checkpoint_every, weight_dropout=weight_dropout,
-                         zoneout=zoneout)
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
 
 class GRU(RNNBase):
@@ -385,10 +456,12 @@ class GRU(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
                  reset_after=True, activation="tanh", recurrent_activation="sigmoid",
-                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
-                         weight_dropout=weight_dropout, zoneout=zoneout)
+                         weight_dropout=weight_dropout, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)

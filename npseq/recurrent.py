@@ -37,6 +37,9 @@ class Recurrent(RNNBase):
         ``weight_hh_l{k} (G*H, H)``, with ``bias`` ``bias_ih_l{k}``, ``bias_hh_l{k}``
         ``(G*H,)``, and one of each of ``kind.extra_params``, suffixed the same way
         (``_reverse`` for the reverse direction).
+    checkpoint_every, weight_dropout, zoneout, recurrent_dropout : keyword only
+        As :class:`npseq.RNN`; ``recurrent_dropout > 0`` needs a kind that declares how it
+        takes the mask (``CellKind.recurrent_dropout``, ``docs/custom_cells.md``).
 
     Examples
     --------
@@ -54,11 +57,13 @@ class Recurrent(RNNBase):
 
     def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0):
+                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.kind = check_kind(kind)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
-                         weight_dropout=weight_dropout, zoneout=zoneout)
+                         weight_dropout=weight_dropout, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
     def __repr__(self):
         return super().__repr__().replace("(", f"({self.kind.name}, ", 1)
@@ -71,13 +76,17 @@ class RecurrentCell(RNNCellBase):
     ----------
     kind : CellKind
     input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
+    recurrent_dropout, weight_dropout, zoneout : keyword only, as :class:`npseq.RNNCell`
 
     The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
     """
 
-    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
+    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None,
+                 *, recurrent_dropout=0.0, weight_dropout=0.0, zoneout=0.0):
         self.kind = check_kind(kind)
-        super().__init__(input_size, hidden_size, bias, dtype, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         recurrent_dropout=recurrent_dropout, weight_dropout=weight_dropout,
+                         zoneout=zoneout)
 
     def __repr__(self):
         return super().__repr__().replace("(", f"({self.kind.name}, ", 1)

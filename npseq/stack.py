@@ -35,13 +35,17 @@ class StackRecord(NamedTuple):
     dropout_masks: list  # per layer: the scaled mask (T, B, D*H_out) on its output, or None
     weight_masks: Optional[list] = None  # [layer][direction]: the scaled DropConnect mask of
     # W_hh, or None
+    recurrent_masks: Optional[list] = None  # [layer][direction]: recurrent dropout's scaled
+    # mask (B, H_out) on h_prev, or None
 
 
 def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                   mask: Optional[np.ndarray] = None, *, dropout: float = 0.0,
-                  weight_dropout: float = 0.0, zoneout: tuple = (), training: bool = True,
+                  weight_dropout: float = 0.0, zoneout: tuple = (),
+                  recurrent_dropout: float = 0.0, training: bool = True,
                   rng: Optional[np.random.Generator] = None, keep: bool = True,
-                  checkpoint_every: Optional[int] = None, capture: Optional[dict] = None):
+                  checkpoint_every: Optional[int] = None, capture: Optional[dict] = None,
+                  weight_masks: Optional[list] = None, recurrent_masks: Optional[list] = None):
     """Run a stack of layers over a time-major sequence.
 
     Parameters
@@ -66,6 +70,13 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         Zoneout (Krueger et al. 2017): in training each unit keeps its previous value with
         probability z at each step (a 0/1 mask (T, B, .) per state, layer and direction);
         in evaluation the carry is the expectation ``z * prev + (1 - z) * new``.
+    recurrent_dropout : float
+        Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``), in
+        training: one mask ``m`` of shape (B, H_out) per layer, direction and call (one per
+        sequence, the same at every step), kept entries 1/(1-q); the recurrent product reads
+        ``m * h_prev`` (:mod:`npseq.bptt`). Drawn after that layer and direction's
+        weight_dropout and zoneout masks; nothing is drawn at 0 or in evaluation, which
+        uses ``h_prev`` itself (the expectation).
     training : bool
         Draw masks (True) or use the expectations (False).
     keep : bool
@@ -75,6 +86,10 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     capture : dict, optional
         Filled with ``capture[(layer, direction)]``: the list of the T step caches (the gate
         activations), indexed by time.
+    weight_masks, recurrent_masks : lists ``[layer][direction]`` of masks, optional
+        Masks to use instead of drawing them (in training, where the rate is > 0): the
+        scaled masks of W_hh and of h_prev, as :class:`StackRecord` holds them. A layer with
+        ``keep_dropout_masks`` passes the masks it keeps across calls.
 
     Returns
     -------
@@ -85,35 +100,44 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     """
     num_directions = len(layers[0])
     T, B = x.shape[:2]
-    records, dropout_masks, weight_masks, finals = [], [], [], []
+    records, dropout_masks, finals = [], [], []
+    drawn_weight, drawn_recurrent = [], []  # the masks used, [layer][direction]
     layer_input = x
     for layer, directions in enumerate(layers):
-        outs, layer_records, layer_weight_masks = [], [], []
+        outs, layer_records, layer_weight_masks, layer_recurrent_masks = [], [], [], []
         for direction, p in enumerate(directions):
             idx = layer * num_directions + direction
             carry0 = tuple(c[idx] for c in carries)
             w_mask = None
             if training and weight_dropout > 0:
-                w_mask = dropout_mask(rng, p["weight_hh"].shape, weight_dropout,
-                                        x.dtype)
+                w_mask = (weight_masks[layer][direction] if weight_masks is not None else
+                          dropout_mask(rng, p["weight_hh"].shape, weight_dropout, x.dtype))
                 p = dict(p, weight_hh=p["weight_hh"] * w_mask)
             zones = None
             if any(zoneout):  # per state: a 0/1 keep mask in training, z in evaluation
                 zones = tuple((rng.random((T, B, c.shape[-1])) < z).astype(x.dtype)
                               if training and z > 0 else (z or None)
                               for z, c in zip(zoneout, carry0))
+            r_mask = None
+            if training and recurrent_dropout > 0:  # (B, H_out), one per sequence
+                r_mask = (recurrent_masks[layer][direction] if recurrent_masks is not None
+                          else dropout_mask(rng, (B, carry0[0].shape[-1]), recurrent_dropout,
+                                            x.dtype))
             caches = None
             if capture is not None:
                 caches = capture[(layer, direction)] = [None] * T
             out, carry, record = sequence_forward(
                 kind, layer_input, carry0, p, mask=mask, reverse=bool(direction), keep=keep,
-                checkpoint_every=checkpoint_every, capture=caches, zoneout=zones)
+                checkpoint_every=checkpoint_every, capture=caches, zoneout=zones,
+                recurrent_mask=r_mask)
             layer_weight_masks.append(w_mask)
+            layer_recurrent_masks.append(r_mask)
             outs.append(out)
             finals.append(carry)
             layer_records.append(record)
         records.append(layer_records)
-        weight_masks.append(layer_weight_masks)
+        drawn_weight.append(layer_weight_masks)
+        drawn_recurrent.append(layer_recurrent_masks)
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if training and dropout > 0 and layer < len(layers) - 1:
@@ -122,7 +146,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         dropout_masks.append(drop)
         layer_input = layer_out
     finals = tuple(np.stack([carry[k] for carry in finals]) for k in range(kind.num_states))
-    record = StackRecord(records, dropout_masks, weight_masks) if keep else None
+    record = (StackRecord(records, dropout_masks, drawn_weight, drawn_recurrent) if keep
+              else None)
     return layer_input, finals, record
 
 

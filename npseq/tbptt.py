@@ -14,6 +14,14 @@ models are trained on long texts::
         optimizer step (optional)
 
 With ``k >= T`` this is plain BPTT over the whole sequence.
+
+Dropout masks: each chunk is one forward call, so by default (``masks="chunk"``) every
+chunk draws its own masks, as AWD-LSTM's training loop does: a recurrent-dropout or
+weight-drop mask "per sequence" is per chunk. With ``masks="sequence"`` the layers keep the
+recurrent-dropout and weight-drop masks of the first chunk for all the chunks of the call
+(:attr:`npseq.RNNBase.keep_dropout_masks`); zoneout (a mask per step) and the dropout
+between layers or of a :class:`~npseq.LockedDropout` (a mask per call) are still drawn per
+chunk.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ import numbers
 
 import numpy as np
 
-from npseq._validation import check_callable, check_int
+from npseq._validation import check_callable, check_choice, check_int
 from npseq.model import Sequential
 from npseq.nn import Embedding
 
@@ -42,7 +50,8 @@ def _feature_axes(module) -> int:
     return 0 if isinstance(first, Embedding) else 1
 
 
-def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
+def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None, *,
+                   masks="chunk"):
     """Run a layer over ``x`` in chunks of ``k`` steps, back-propagating within each chunk.
 
     Parameters
@@ -61,6 +70,11 @@ def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
     on_chunk : callable ``(start, stop, loss)``, optional
         Called after each chunk's backward, e.g. to take an optimizer step and zero the
         gradients. Without it, the gradients of all chunks add up in ``module.grads``.
+    masks : {"chunk", "sequence"}, keyword only, default "chunk"
+        "chunk": every chunk draws its own recurrent-dropout and weight-drop masks.
+        "sequence": one set for the whole of ``x``, drawn at the first chunk (the layers'
+        :attr:`~npseq.RNNBase.keep_dropout_masks` is set for the call and restored after,
+        their kept masks forgotten before and after).
 
     Returns
     -------
@@ -81,6 +95,7 @@ def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
         raise TypeError(f"module: expected a layer (npseq.RNN, LSTM or GRU) that runs whole "
                         f"sequences, got {type(module).__name__}")
     k = check_int("k", k, minimum=1)
+    masks = check_choice("masks", masks, ("chunk", "sequence"))
     check_callable("loss_and_grad", loss_and_grad, "(out, start, stop) -> (loss, dout)")
     check_callable("on_chunk", on_chunk, "(start, stop, loss)", optional=True)
     try:
@@ -94,6 +109,22 @@ def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None):
                 + (" of token ids" if features == 0 else ""))
         raise ValueError(f"x: expected {what} with at least one time step, got shape "
                          f"{x.shape}")
+    layers = [m for m in (module.modules if isinstance(module, Sequential) else [module])
+              if hasattr(m, "keep_dropout_masks")] if masks == "sequence" else []
+    saved = [m.keep_dropout_masks for m in layers]
+    for m in layers:  # one set of masks for the whole of x
+        m.keep_dropout_masks = True
+        m.reset_dropout_mask()
+    try:
+        return _run_chunks(module, x, k, loss_and_grad, state, on_chunk, time_axis)
+    finally:
+        for m, keep in zip(layers, saved):
+            m.keep_dropout_masks = keep
+            m.reset_dropout_mask()
+
+
+def _run_chunks(module, x, k, loss_and_grad, state, on_chunk, time_axis):
+    """The loop of :func:`truncated_bptt` over the chunks of ``x``."""
     total = 0.0
     for start, stop in time_chunks(x.shape[time_axis], k):
         chunk = x[:, start:stop] if time_axis == 1 else x[start:stop]

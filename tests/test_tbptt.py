@@ -3,6 +3,8 @@ gradient is the sum over chunks of each chunk's loss gradient with the chunk's i
 held constant (checked against finite differences, not against the code under test); the
 forward over chunks equals the forward over the whole sequence."""
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -236,3 +238,88 @@ def test_a_model_that_starts_with_an_embedding_takes_integer_token_ids(batch_fir
     with pytest.raises(ValueError, match=r"x: expected a 2-D batch or a 1-D unbatched "
                                          r"sequence of token ids"):
         npseq.truncated_bptt(model, ids[..., None, None], k, loss_and_grad)
+
+
+def _gru_outputs(p, x, h, masks_per_step):
+    """A GRU layer written out, the recurrent product reading m_t * h_prev (Gal &
+    Ghahramani 2016; the update z * h_prev reads the carry itself)."""
+    H = h.shape[-1]
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    outs = []
+    for x_t, m in zip(x, masks_per_step):
+        gx = x_t @ p["weight_ih_l0"].T + p["bias_ih_l0"]
+        gh = (m * h) @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+        r, z = sig(gx[:, :H] + gh[:, :H]), sig(gx[:, H:2 * H] + gh[:, H:2 * H])
+        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        h = (1 - z) * n + z * h
+        outs.append(h)
+    return np.array(outs)
+
+
+@pytest.mark.parametrize("masks", ["chunk", "sequence"])
+def test_recurrent_dropout_masks_per_chunk_or_per_sequence(masks):
+    """"chunk" (the default): every chunk, one forward call, draws its own (B, H) mask;
+    "sequence": the first chunk's mask serves them all. The outputs are those of a GRU
+    written out with those masks, each chunk's gradient is its loss's by central
+    differences (its initial state and its mask held), and the layer's mode is restored."""
+    q, k, T = 0.5, 3, 7
+    rng = np.random.default_rng(2)
+    m = npseq.GRU(2, 3, recurrent_dropout=q, seed=4)
+    for v in m.params.values():
+        v[...] = rng.choice([-1, 1], v.shape) * rng.uniform(0.1, 0.6, v.shape)
+    ref = npseq.GRU(2, 3, recurrent_dropout=q, seed=4)
+    ref.load_state_dict(m.state_dict())
+    x, target = rng.standard_normal((T, 2, 2)), rng.standard_normal((T, 2, 3))
+    h0 = rng.standard_normal((1, 2, 3))
+    chunks = time_chunks(T, k)
+    replay = copy.deepcopy(m.rng)  # the one draw of each call: the (B, H) mask
+    drawn = [npseq.stack.dropout_mask(replay, (2, 3), q, np.float64)
+             for _ in (chunks if masks == "chunk" else chunks[:1])]
+    chunk_masks = drawn if masks == "chunk" else drawn * len(chunks)
+    loss = SquaredError(target, 0)
+    npseq.truncated_bptt(m, x, k, loss, h0, masks=masks)
+    step_masks = [mk for (start, stop), mk in zip(chunks, chunk_masks)
+                  for _ in range(start, stop)]
+    want = _gru_outputs(m.params, x, h0[0], step_masks)
+    np.testing.assert_allclose(np.concatenate(loss.outs), want, rtol=1e-13, atol=1e-14)
+    if masks == "chunk":
+        assert not np.array_equal(drawn[0], drawn[1])
+    assert m.keep_dropout_masks is False and m.recurrent_masks is None
+
+    reference = {name: np.zeros_like(p) for name, p in ref.params.items()}
+    ref.keep_dropout_masks = True
+    state = h0
+    for (start, stop), mk in zip(chunks, chunk_masks):
+        ref.recurrent_masks = [[mk]]  # this chunk's mask, as the layer kept it
+        with npseq.no_grad():
+            chunk_state = state
+            _, state = ref(x[start:stop], chunk_state)
+
+        def chunk_loss():
+            with npseq.no_grad():
+                out, _ = ref(x[start:stop], chunk_state)
+            return 0.5 * float(np.sum((out - target[start:stop]) ** 2))
+
+        for name, p in ref.params.items():
+            reference[name] += numerical_gradient(chunk_loss, p)
+    for name in reference:
+        assert rel_error(m.grads[name], reference[name]) < 1e-7, name
+
+
+def test_masks_option_is_checked_and_a_sequential_keeps_its_layers_masks():
+    with pytest.raises(ValueError, match="^masks: expected 'chunk' or 'sequence', got 'step'"):
+        npseq.truncated_bptt(npseq.GRU(2, 3), np.ones((4, 1, 2)), 2,
+                             lambda out, a, b: (0.0, out), masks="step")
+    lstm = npseq.LSTM(2, 3, recurrent_dropout=0.5, weight_dropout=0.5, seed=0)
+    model = npseq.Sequential(lstm, npseq.Linear(3, 1, seed=1))
+    seen = []
+
+    def record_masks(start, stop, loss):  # the masks the layer keeps during the call
+        seen.append((lstm.recurrent_masks[0][0].copy(), lstm.weight_masks[0][0].copy()))
+
+    npseq.truncated_bptt(model, np.ones((6, 2, 2)), 2, lambda out, a, b: (0.0, out),
+                         on_chunk=record_masks, masks="sequence")
+    assert len(seen) == 3 and lstm.keep_dropout_masks is False
+    for rec, w in seen[1:]:
+        np.testing.assert_array_equal(rec, seen[0][0])
+        np.testing.assert_array_equal(w, seen[0][1])

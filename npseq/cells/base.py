@@ -32,7 +32,8 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 
 __all__ = ["StepGrads", "ParamSpec", "CellKind", "check_kind", "input_projection",
-           "input_backward", "param_grads", "cell_forward", "cell_backward", "add_grads", "STANDARD_PARAMS"]
+           "input_backward", "param_grads", "masked_step_forward", "masked_dcarry_prev",
+           "cell_forward", "cell_backward", "add_grads", "STANDARD_PARAMS"]
 
 #: The parameters the driver knows by name; a kind's own parameters take other names.
 STANDARD_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
@@ -125,6 +126,8 @@ class CellKind:
         The kind has ``weight_hh (G*H, H_out)`` (and ``bias_hh`` with ``bias=True``).
     supports_proj_size : bool, default False
         Layers of this kind accept ``proj_size`` (``weight_hr``), as the plain LSTM.
+    recurrent_dropout : None, "carry" or "step", default None
+        How the kind takes recurrent dropout's mask (above).
     backward_takes_out : bool
         Derived: whether ``step_backward`` declares ``out``.
     """
@@ -138,6 +141,7 @@ class CellKind:
     has_weight_ih: bool = True
     has_weight_hh: bool = True
     supports_proj_size: bool = False
+    recurrent_dropout: Optional[str] = None
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -161,6 +165,16 @@ class CellKind:
             if not isinstance(getattr(self, field), (bool, np.bool_)):
                 raise TypeError(f"{where}.{field}: expected True or False, got "
                                 f"{getattr(self, field)!r}")
+        if self.recurrent_dropout not in (None, "carry", "step"):
+            raise ValueError(f"{where}.recurrent_dropout: expected None, 'carry' (h_prev "
+                             f"enters the step only through the recurrent product) or 'step' "
+                             f"(step_forward takes recurrent_mask=), got "
+                             f"{self.recurrent_dropout!r}")
+        if self.recurrent_dropout == "step" and not _declares(self.step_forward,
+                                                              "recurrent_mask"):
+            raise TypeError(f"{where}.step_forward: recurrent_dropout='step' expects a "
+                            f"step_forward with a keyword parameter recurrent_mask, got one "
+                            f"without it")
         if not isinstance(self.extra_params, (tuple, list)):
             raise TypeError(f"{where}.extra_params: expected a tuple of npseq.ParamSpec, got "
                             f"{type(self.extra_params).__name__}")
@@ -186,19 +200,21 @@ class CellKind:
                 raise TypeError(f"{at}.init: expected None, a number or a function (rng, "
                                 f"shape) -> array, got {spec.init!r}")
         object.__setattr__(self, "extra_params", tuple(self.extra_params))
-        object.__setattr__(self, "backward_takes_out", _declares_out(self.step_backward))
+        object.__setattr__(self, "backward_takes_out", _declares(self.step_backward, "out"))
 
     def _replace(self, **changes) -> "CellKind":
         """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""
         return dataclasses.replace(self, **changes)
 
 
-def _declares_out(step_backward) -> bool:
-    """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
+def _declares(fn, name: str) -> bool:
+    """Whether ``fn`` has a parameter ``name`` (``out=`` of a ``step_backward``,
+    ``recurrent_mask=`` of a ``step_forward``)."""
     try:
-        return "out" in inspect.signature(step_backward).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
 
 
 def check_kind(kind, name: str = "kind") -> CellKind:
@@ -261,6 +277,31 @@ def param_grads(x: np.ndarray, h_prev: Optional[np.ndarray], dgx: np.ndarray,
     return grads
 
 
+def masked_step_forward(kind: CellKind, gx: np.ndarray, carry: tuple, p: dict,
+                        recurrent_mask: Optional[np.ndarray] = None):
+    """``kind.step_forward(gx, carry, p)`` with recurrent dropout's mask ``m (B, H_out)``.
+
+    None: the plain step. A ``"carry"`` kind steps from ``(m * h_prev, c_prev)``; a
+    ``"step"`` kind gets ``recurrent_mask=m`` (see :class:`CellKind`). Its backward's
+    ``dcarry_prev`` goes through :func:`masked_dcarry_prev`.
+    """
+    if recurrent_mask is None:
+        return kind.step_forward(gx, carry, p)
+    if kind.recurrent_dropout == "carry":
+        return kind.step_forward(gx, (recurrent_mask * carry[0],) + carry[1:], p)
+    return kind.step_forward(gx, carry, p, recurrent_mask=recurrent_mask)
+
+
+def masked_dcarry_prev(kind: CellKind, dcarry_prev: tuple,
+                       recurrent_mask: Optional[np.ndarray] = None) -> tuple:
+    """The gradient of the unmasked carry from a step's ``dcarry_prev``, after
+    :func:`masked_step_forward`: a ``"carry"`` kind's step differentiated with respect to
+    ``m * h_prev``, so ``dh_prev = m * dh_prev_step``; a ``"step"`` kind's is already it."""
+    if recurrent_mask is None or kind.recurrent_dropout != "carry":
+        return dcarry_prev
+    return (recurrent_mask * dcarry_prev[0],) + tuple(dcarry_prev[1:])
+
+
 class CellCache(NamedTuple):
     """What :func:`cell_backward` needs: the step's input and the recurrence's cache."""
 
@@ -268,17 +309,23 @@ class CellCache(NamedTuple):
     step: Any  # the cell's own named cache
 
 
-def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict):
+def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict,
+                 recurrent_mask: Optional[np.ndarray] = None):
     """One full step of a cell: input projection, then the recurrence.
 
-    Returns ``(carry, cache)``; ``x`` is ``(B, D)``, ``carry`` a tuple of ``(B, .)`` arrays.
+    Returns ``(carry, cache)``; ``x`` is ``(B, D)``, ``carry`` a tuple of ``(B, .)`` arrays,
+    ``recurrent_mask`` recurrent dropout's ``(B, H_out)`` mask or None
+    (:func:`masked_step_forward`).
     """
-    carry, step_cache = kind.step_forward(input_projection(x, p), carry, p)
+    carry, step_cache = masked_step_forward(kind, input_projection(x, p), carry, p,
+                                            recurrent_mask)
     return carry, CellCache(x, step_cache)
 
 
-def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict):
-    """Backward of :func:`cell_forward`: returns ``(dx, dcarry_prev, dparams)``.
+def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict,
+                  recurrent_mask: Optional[np.ndarray] = None):
+    """Backward of :func:`cell_forward` (with the same ``recurrent_mask``): returns
+    ``(dx, dcarry_prev, dparams)``.
 
     ``dparams`` has a gradient for every key of ``p``::
 
@@ -287,7 +334,8 @@ def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict):
     g = kind.step_backward(dcarry, cache.step, p)
     h_prev = cache.step.h_prev if "weight_hh" in p else None
     dparams = add_grads(param_grads(cache.x, h_prev, g.dgx, g.dgh, p), g.dparams)
-    return input_backward(g.dgx, p), g.dcarry_prev, dparams
+    dcarry_prev = masked_dcarry_prev(kind, g.dcarry_prev, recurrent_mask)
+    return input_backward(g.dgx, p), dcarry_prev, dparams
 
 
 def add_grads(total: dict, grads: dict) -> dict:

@@ -87,11 +87,11 @@ def uniform_0_1(rng, shape):
 _U = (ParamSpec("u", ("H",), init=uniform_0_1),)
 
 INDRNN_RELU = CellKind("INDRNN_RELU", 1, 1, indrnn_step_forward, indrnn_step_backward,
-                       extra_params=_U, has_weight_hh=False)
+                       extra_params=_U, has_weight_hh=False, recurrent_dropout="carry")
 INDRNN_TANH = CellKind("INDRNN_TANH", 1, 1,
                        partial(indrnn_step_forward, activation=ACTIVATIONS["tanh"]),
                        partial(indrnn_step_backward, activation=ACTIVATIONS["tanh"]),
-                       extra_params=_U, has_weight_hh=False)
+                       extra_params=_U, has_weight_hh=False, recurrent_dropout="carry")
 
 
 def indrnn_kind(nonlinearity: str) -> CellKind:

@@ -142,4 +142,5 @@ def lstm_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=S
     return StepGrads(dgx=da, dgh=da, dcarry_prev=(dh_prev, dc_prev), dparams=dparams)
 
 
-LSTM = CellKind("LSTM", 4, 2, lstm_step_forward, lstm_step_backward, supports_proj_size=True)
+LSTM = CellKind("LSTM", 4, 2, lstm_step_forward, lstm_step_backward, supports_proj_size=True,
+                recurrent_dropout="carry")

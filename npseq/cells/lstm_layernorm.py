@@ -234,4 +234,5 @@ LSTM_LAYERNORM = CellKind(
                   ParamSpec("ln_hh_weight", ("G*H",), 1.0),
                   ParamSpec("ln_hh_bias", ("G*H",), 0.0),
                   ParamSpec("ln_c_weight", ("H",), 1.0),
-                  ParamSpec("ln_c_bias", ("H",), 0.0)))
+                  ParamSpec("ln_c_bias", ("H",), 0.0)),
+    recurrent_dropout="carry")

@@ -143,4 +143,5 @@ def lstm_peephole_step_backward(dcarry, cache, p, activation=TANH,
 
 LSTM_PEEPHOLE = CellKind("LSTM_PEEPHOLE", 4, 2, lstm_peephole_step_forward,
                          lstm_peephole_step_backward,
-                         extra_params=(ParamSpec("weight_ch", (3, "H")),))
+                         extra_params=(ParamSpec("weight_ch", (3, "H")),),
+                         recurrent_dropout="carry")

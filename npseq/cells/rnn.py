@@ -86,6 +86,6 @@ def rnn_step_backward(dcarry, cache, p, nonlinearity=TANH, *, out=None):
 
 
 RNN_TANH = CellKind("RNN_TANH", 1, 1, partial(rnn_step_forward, nonlinearity=TANH),
-                    partial(rnn_step_backward, nonlinearity=TANH))
+                    partial(rnn_step_backward, nonlinearity=TANH), recurrent_dropout="carry")
 RNN_RELU = CellKind("RNN_RELU", 1, 1, partial(rnn_step_forward, nonlinearity=RELU),
-                    partial(rnn_step_backward, nonlinearity=RELU))
+                    partial(rnn_step_backward, nonlinearity=RELU), recurrent_dropout="carry")
