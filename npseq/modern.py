@@ -60,6 +60,10 @@ class IndRNN(RNNBase):
         forward itself never clips (so central differences see the plain function).
     checkpoint_every : int, optional, keyword only
         As :class:`npseq.RNN`.
+    zoneout, recurrent_dropout : float in [0, 1), keyword only, default 0
+        As :class:`npseq.RNN` (``docs/regularisation.md``); ``recurrent_dropout`` masks
+        ``h_prev`` where it meets ``u``. IndRNN has no ``weight_hh``, so no
+        ``weight_dropout``.
 
     Examples
     --------
@@ -74,12 +78,14 @@ class IndRNN(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 nonlinearity="relu", max_abs_u=None, checkpoint_every=None):
+                 nonlinearity="relu", max_abs_u=None, checkpoint_every=None, zoneout=0.0,
+                 recurrent_dropout=0.0):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
         self.max_abs_u = _check_max_abs_u(max_abs_u)
         self.kind = indrnn_kind(self.nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
         self.constrain()
 
     def constrain(self):

@@ -468,3 +468,38 @@ def test_the_scan_benchmark_fills_every_row_and_its_summary():
     bench.summary(fake, (64, 256, 1024), out=lines.append)
     assert "minGRU: crossover at T = 1024 (the scan is faster from there on)" in lines
     assert "minLSTM: no crossover (the scan is slower at the longest T measured)" in lines
+
+
+@settings(max_examples=examples(15))
+@given(st.integers(0, 2 ** 16), st.booleans(), st.sampled_from(["relu", "tanh"]))
+def test_indrnn_with_zoneout_and_recurrent_dropout_matches_central_differences(
+        seed, bidirectional, nonlinearity):
+    # training mode: the masks drawn once and replayed by check_gradients; a missing mask
+    # factor on dh_prev (recurrent dropout) or on the kept path (zoneout) shows here
+    rng = np.random.default_rng(seed)
+    m = npseq.IndRNN(3, 4, num_layers=2, bidirectional=bidirectional, seed=seed,
+                     nonlinearity=nonlinearity, zoneout=0.3, recurrent_dropout=0.4)
+    for p in m.params.values():
+        p[...] = rng.uniform(-0.9, 0.9, p.shape)
+    T, B, LD = 7, 3, 2 * m.num_directions
+    x, h0 = rng.uniform(-1, 1, (T, B, 3)), rng.uniform(-1, 1, (LD, B, 4))
+    lengths = rng.integers(1, T + 1, B)
+    errors = check_gradients(m, x, h0, seed=seed, lengths=lengths)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_indrnn_recurrent_dropout_masks_h_prev_where_it_meets_u():
+    # one unit, u = 1, no input: h_t = relu(b + m * h_{t-1}) with one mask for the sequence
+    m = npseq.IndRNN(1, 50, seed=0, recurrent_dropout=0.5)
+    m.params["weight_ih_l0"][...] = 0.0
+    m.params["bias_ih_l0"][...] = 1.0
+    m.params["u_l0"][...] = 1.0
+    out, _ = m(np.zeros((3, 1, 1)))
+    m.clear_records()
+    kept = out[1, 0] > 1.5  # m = 2: h_1 = 1 + 2 * 1 = 3; m = 0: h_1 = 1
+    assert 5 < kept.sum() < 45  # a (B, H) mask, about half kept
+    np.testing.assert_array_equal(out[1, 0], np.where(kept, 3.0, 1.0))
+    np.testing.assert_array_equal(out[2, 0], np.where(kept, 7.0, 1.0))  # the same mask
+    m.eval()
+    with npseq.no_grad():
+        np.testing.assert_array_equal(m(np.zeros((3, 1, 1)))[0][:, 0, :].T, [[1, 2, 3]] * 50)
