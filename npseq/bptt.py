@@ -46,7 +46,7 @@ masking above, and its backward splits the gradient between the two paths (see
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -157,7 +157,8 @@ def _run_steps(kind, gx, times, carry, p, mask, out=None, caches=None, zoneout=N
 def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
                      keep: bool = True, checkpoint_every: Optional[int] = None,
-                     capture: Optional[list] = None, zoneout: Optional[tuple] = None):
+                     capture: Optional[list] = None, zoneout: Optional[tuple] = None
+                     ) -> tuple[np.ndarray, tuple, Optional[SequenceRecord]]:
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -236,7 +237,7 @@ class _Recomputed:
 
 
 def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
-                      record: SequenceRecord, p: dict, trace: bool = False):
+                      record: SequenceRecord, p: dict, trace: bool = False) -> tuple:
     """Backward of :func:`sequence_forward`.
 
     Parameters
@@ -272,6 +273,7 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
         dx    = dgx W_ih
         dW_ih = sum_t dgx_t^T x_t        dW_hh = sum_t dgh_t^T h_prev_t
     """
+    caches: Any  # the list of step caches, or a checkpointed record's recomputed ones
     x, caches, mask, reverse = record[:4]
     if caches is None:
         caches = _Recomputed(kind, record, p)
@@ -280,6 +282,8 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     gx_size = p["weight_ih"].shape[0] if "weight_ih" in p else x.shape[-1]  # G*H, or D
     recurrent = "weight_hh" in p  # dW_hh needs dgh and h_prev
     dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
+    grads: dict[str, np.ndarray]
+    dparams: dict[str, np.ndarray]
     grads, dparams = {}, {}
     dcarry = dcarry_last
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
@@ -287,8 +291,9 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
         block = _block(j, T, S, reverse)
         steps = block.stop - block.start
         dgx = np.empty((steps, B, gx_size), dtype=dout.dtype)
-        dgh = None  # a separate (steps, B, G*H) buffer once a step's dgh is not its dgx
-        h_prev = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
+        dgh: Optional[np.ndarray] = None  # a separate (steps, B, G*H) buffer once a step's dgh
+        # is not its dgx
+        h_prev: Any = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
                   if recurrent else None)
         for t in reversed(_visit(block, reverse)):
             i = t - block.start

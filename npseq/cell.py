@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed, State, StateLike
 from npseq._validation import as_array, check_bool, check_choice, check_dtype, check_int, make_rng
 from npseq.cells import base, rnn, variants
 from npseq.layout import carries_from_state, state_from_carries
@@ -36,7 +37,8 @@ class RNNCellBase(Module):
     kind: base.CellKind
     keeps_stack = True
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None) -> None:
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -52,10 +54,10 @@ class RNNCellBase(Module):
                 f"bias={self.bias}{options}, dtype={self.dtype.name})")
 
     # -- the public step -------------------------------------------------------------------
-    def __call__(self, x, state=None):
+    def __call__(self, x: ArrayLike, state: StateLike = None) -> State:
         return self.forward(x, state)
 
-    def forward(self, x, state=None):
+    def forward(self, x: ArrayLike, state: StateLike = None) -> State:
         """One step: ``x`` of shape (B, input_size) or unbatched (input_size,).
 
         ``state`` is the previous state (None for zeros); returns the new state. The record
@@ -72,7 +74,7 @@ class RNNCellBase(Module):
         self._push((cache, xb.shape[0], unbatched))  # nothing inside no_grad()
         return self.carry_to_state(carry, unbatched)
 
-    def backward(self, dstate):
+    def backward(self, dstate: StateLike) -> tuple[FloatArray, State]:
         """Backward of the most recent :meth:`forward` call not yet paired with one.
 
         Returns ``(dx, dstate_prev)`` and adds the parameter gradients into ``grads``.
@@ -87,7 +89,7 @@ class RNNCellBase(Module):
         return dx, self.carry_to_state(dcarry_prev, unbatched)
 
     # -- the public state and the carry ----------------------------------------------------
-    def state_to_carry(self, state, batch: int, unbatched: bool = False,
+    def state_to_carry(self, state: StateLike, batch: int, unbatched: bool = False,
                        argname: str = "state", allow_none: bool = True) -> tuple:
         """A public state (an array, or ``(h, c)`` for two states) or its gradient -> the
         carry tuple of (B, H) arrays, checked and cast; None gives zeros."""
@@ -99,7 +101,7 @@ class RNNCellBase(Module):
                                   dtype=self.dtype, owner=type(self).__name__,
                                   unbatched=unbatched, allow_none=allow_none)
 
-    def carry_to_state(self, carry: tuple, unbatched: bool = False):
+    def carry_to_state(self, carry: tuple, unbatched: bool = False) -> State:
         """The carry tuple -> the public state (``h`` or ``(h, c)``)."""
         return state_from_carries(carry, unbatched)
 
@@ -127,8 +129,9 @@ class RNNCell(RNNCellBase):
     ((2, 3), (2, 4))
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
-                 dtype=np.float64, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", dtype: DTypeLike = np.float64,
+                 seed: Seed = None) -> None:
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, bias, dtype, seed)
@@ -154,9 +157,10 @@ class LSTMCell(RNNCellBase):
         Replaces the sigmoid of the gates i, f, o (e.g. "hard_sigmoid").
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
-                 layer_norm=False, peephole=False, activation="tanh",
-                 recurrent_activation="sigmoid"):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *, layer_norm: bool = False,
+                 peephole: bool = False, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid") -> None:
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -179,8 +183,9 @@ class GRUCell(RNNCellBase):
         Replaces the sigmoid of the gates r, z.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
-                 reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *, reset_after: bool = True,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid") -> None:
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation

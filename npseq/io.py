@@ -17,6 +17,8 @@ import inspect
 import json
 import os
 import zipfile
+from collections.abc import Iterable
+from typing import IO, Any, Union
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from npseq.module import Module
 from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
 
+#: What ``save`` and ``load`` take as ``path``: a file name or a binary file object.
+PathLike = Union[str, "os.PathLike[str]", IO[bytes]]
+
 __all__ = ["save", "load"]
 
 CONFIG_KEY = "__npseq__"
@@ -40,7 +45,7 @@ CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUC
                                          MinLSTM)}
 
 
-def _config(module, where="model") -> dict:
+def _config(module: Any, where: str = "model") -> dict:
     """Class name and constructor arguments, read back from the module's attributes."""
     name = type(module).__name__
     if CLASSES.get(name) is not type(module):
@@ -55,7 +60,7 @@ def _config(module, where="model") -> dict:
         if arg == "dtype":
             value = module.dtype.name
         elif arg == "kind":  # a cell of the user's: saved by name, given again to load()
-            value = module.kind.name
+            value = module.kind.name  # type: ignore[union-attr]
         elif hasattr(module, arg):
             value = getattr(module, arg)
         else:
@@ -70,7 +75,7 @@ def _config(module, where="model") -> dict:
     return {"class": name, "args": args}
 
 
-def save(path, model):
+def save(path: PathLike, model: Module) -> None:
     """Save a model's weights and configuration to one ``.npz`` file.
 
     Parameters
@@ -140,7 +145,7 @@ def _build(config, where, kinds):
         raise ValueError(f"{where}: cannot rebuild {name} from {args!r}: {err}") from None
 
 
-def load(path, kinds=()):
+def load(path: PathLike, kinds: Union[CellKind, Iterable[CellKind]] = ()) -> Module:
     """Rebuild a model saved by :func:`save` and copy its weights in.
 
     Parameters
@@ -200,7 +205,7 @@ def load(path, kinds=()):
     return model
 
 
-def _kinds_by_name(kinds) -> dict:
+def _kinds_by_name(kinds: Any) -> dict:
     """``kinds`` (a CellKind or an iterable of them) as ``{name: kind}``."""
     if isinstance(kinds, CellKind):
         kinds = (kinds,)

@@ -79,7 +79,7 @@ class ParamSpec(NamedTuple):
         return tuple(sizes[n] if isinstance(n, str) else int(n) for n in self.shape)
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -140,7 +140,7 @@ class CellKind:
     supports_proj_size: bool = False
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = "CellKind"
         if not isinstance(self.name, str):
             raise TypeError(f"{where}.name: expected a string, got {self.name!r}")
@@ -188,12 +188,12 @@ class CellKind:
         object.__setattr__(self, "extra_params", tuple(self.extra_params))
         object.__setattr__(self, "backward_takes_out", _declares_out(self.step_backward))
 
-    def _replace(self, **changes) -> "CellKind":
+    def _replace(self, **changes: Any) -> "CellKind":
         """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""
         return dataclasses.replace(self, **changes)
 
 
-def _declares_out(step_backward) -> bool:
+def _declares_out(step_backward: Callable[..., StepGrads]) -> bool:
     """Whether a ``step_backward`` accepts ``out=``, a buffer for its ``dgx``."""
     try:
         return "out" in inspect.signature(step_backward).parameters
@@ -201,7 +201,7 @@ def _declares_out(step_backward) -> bool:
         return False
 
 
-def check_kind(kind, name: str = "kind") -> CellKind:
+def check_kind(kind: Any, name: str = "kind") -> CellKind:
     """``kind`` if it is a :class:`CellKind` (checked when it was built), else a TypeError."""
     if not isinstance(kind, CellKind):
         raise TypeError(f"{name}: expected an npseq.CellKind, got {type(kind).__name__}")
@@ -254,8 +254,9 @@ def param_grads(x: np.ndarray, h_prev: Optional[np.ndarray], dgx: np.ndarray,
         if "bias_ih" in p:
             grads["bias_ih"] = dgx2.sum(axis=0)
     if "weight_hh" in p:
-        dgh2 = dgh.reshape(-1, dgh.shape[-1])
-        grads["weight_hh"] = dgh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
+        dgh2 = dgh.reshape(-1, dgh.shape[-1])  # type: ignore[union-attr]
+        grads["weight_hh"] = dgh2.T @ h_prev.reshape(  # type: ignore[union-attr]
+            -1, h_prev.shape[-1])  # type: ignore[union-attr]
         if "bias_hh" in p:
             grads["bias_hh"] = dgh2.sum(axis=0)
     return grads
@@ -268,7 +269,7 @@ class CellCache(NamedTuple):
     step: Any  # the cell's own named cache
 
 
-def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict):
+def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict) -> tuple[tuple, CellCache]:
     """One full step of a cell: input projection, then the recurrence.
 
     Returns ``(carry, cache)``; ``x`` is ``(B, D)``, ``carry`` a tuple of ``(B, .)`` arrays.
@@ -277,7 +278,8 @@ def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict):
     return carry, CellCache(x, step_cache)
 
 
-def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict):
+def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache,
+                  p: dict) -> tuple[np.ndarray, tuple, dict]:
     """Backward of :func:`cell_forward`: returns ``(dx, dcarry_prev, dparams)``.
 
     ``dparams`` has a gradient for every key of ``p``::
