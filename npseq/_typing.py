@@ -5,6 +5,7 @@ A recurrent state is ``h`` or, for LSTM-like kinds, the pair ``(h, c)``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -23,8 +24,8 @@ BoolArray = NDArray[np.bool_]
 State = Union[FloatArray, tuple[FloatArray, FloatArray]]
 #: A state as passed in: None (zeros), ``h``, or ``(h, c)`` whose halves may be None.
 StateLike = Union[ArrayLike, tuple[Optional[ArrayLike], Optional[ArrayLike]], None]
-#: Parameters or gradients keyed like PyTorch's ``state_dict``.
-Params = dict[str, FloatArray]
+#: Parameters or gradients keyed like PyTorch's ``state_dict`` (a module's ``params``, ``grads``).
+Params = Mapping[str, NDArray[Any]]
 #: What ``seed=`` takes: None (fresh entropy), an integer, or a ``numpy.random.Generator``.
 Seed = Union[int, np.random.Generator, None]
 #: What ``zoneout=`` takes: one rate, or one rate per state.
