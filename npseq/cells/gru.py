@@ -5,11 +5,11 @@ Forward and backward of the recurrence, given the input projection
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -23,7 +23,8 @@ class GRUCache(NamedTuple):
     gh_n: np.ndarray  # (B, H) W_hn h_prev + b_hn, which r multiplies
 
 
-def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
+def gru_step_forward(gx: np.ndarray, carry: tuple, p: dict, activation: Activation = TANH,
+                     recurrent_activation: Activation = SIGMOID) -> tuple[tuple, GRUCache]:
     """One GRU step.
 
     Parameters
@@ -65,8 +66,9 @@ def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID
     return (h,), GRUCache(h_prev, r, z, n, gh_n)
 
 
-def gru_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
-                      *, out=None):
+def gru_step_backward(dcarry: tuple, cache: GRUCache, p: dict, activation: Activation = TANH,
+                      recurrent_activation: Activation = SIGMOID, *,
+                      out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`gru_step_forward`.
 
     Parameters

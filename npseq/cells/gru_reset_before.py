@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -33,8 +33,10 @@ class ResetBeforeGRUCache(NamedTuple):
     n: np.ndarray  # (B, H) candidate
 
 
-def gru_reset_before_step_forward(gx, carry, p, activation=TANH,
-                                  recurrent_activation=SIGMOID):
+def gru_reset_before_step_forward(gx: np.ndarray, carry: tuple, p: dict,
+                                  activation: Activation = TANH,
+                                  recurrent_activation: Activation = SIGMOID
+                                  ) -> tuple[tuple, ResetBeforeGRUCache]:
     """One step of the GRU with the reset gate before the hidden product.
 
     Parameters
@@ -83,8 +85,9 @@ def gru_reset_before_step_forward(gx, carry, p, activation=TANH,
     return (h,), ResetBeforeGRUCache(h_prev, r, z, rh, n)
 
 
-def gru_reset_before_step_backward(dcarry, cache, p, activation=TANH,
-                                   recurrent_activation=SIGMOID):
+def gru_reset_before_step_backward(dcarry: tuple, cache: ResetBeforeGRUCache, p: dict,
+                                   activation: Activation = TANH,
+                                   recurrent_activation: Activation = SIGMOID) -> StepGrads:
     """Backward of :func:`gru_reset_before_step_forward`.
 
     Parameters
