@@ -20,6 +20,7 @@ import numbers
 import os
 import sys
 import warnings
+from types import FrameType
 from collections.abc import Collection, Sequence
 from typing import Any, Optional
 
@@ -73,7 +74,7 @@ def check_positive(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive number, got {value!r} "
                         f"({type(value).__name__})")
-    if not (np.isfinite(float(value)) and float(value) > 0):
+    if not (np.isfinite(value) and value > 0):  # type: ignore[call-overload, operator]
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
 
@@ -103,7 +104,7 @@ def check_probability(name: str, value: Any) -> float:
     """A real number in [0, 1)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
-    if not 0 <= float(value) < 1:
+    if not 0 <= value < 1:  # type: ignore[operator]
         raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
     return float(value)
 
@@ -212,6 +213,7 @@ def check_lengths(lengths: Any, T: int, B: int, scalar_ok: bool = False, name: s
 def warn(message, category=UserWarning):
     """``warnings.warn``, attributed to the first caller outside npseq (its file and line)."""
     package = os.path.dirname(os.path.abspath(__file__))
+    frame: Optional[FrameType]
     frame, level = sys._getframe(0), 1  # level 1 is this function
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1

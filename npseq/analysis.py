@@ -187,8 +187,9 @@ def _layer_jacobians(module, x, state, layer, direction):
     idx = layer * module.num_directions + direction
     dfinals = [np.zeros_like(c) for c in carries_rep]
     dfinals[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
-    trace = {}
-    stack_backward(module.kind, layers, record, np.zeros_like(out), tuple(dfinals),
+    trace: dict = {}
+    stack_backward(module.kind, layers, record,  # type: ignore[arg-type]  # keep=True
+                   np.zeros_like(out), tuple(dfinals),
                    trace=trace)
     dh = trace[(layer, direction)][0]  # (T, B*K, H_out): row k is d h_T[k] / d h_t
     return dh.reshape(T, B, K, dh.shape[-1])

@@ -23,7 +23,7 @@ The derivations are in ``docs/attention.md``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -81,6 +81,8 @@ class AttentionCache(NamedTuple):
 
 
 class _AttentionBase(Module):
+    _scores: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, tuple]]  # each subclass's
+    _scores_backward: Callable[..., tuple[np.ndarray, np.ndarray, dict]]
     """Validation, masks and records; subclasses give ``_scores`` and ``_scores_backward``.
 
     Like a cell, an attention module is called once per decoder step, so it keeps a

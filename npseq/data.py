@@ -36,7 +36,7 @@ def _as_sequences(sequences, name="sequences", min_length=0):
     if isinstance(sequences, (str, bytes, Mapping)) or not hasattr(sequences, "__iter__"):
         raise TypeError(f"{name}: expected a list of arrays of shape (L, *), got "
                         f"{type(sequences).__name__}")
-    arrays = []
+    arrays: list[np.ndarray] = []
     for i, s in enumerate(sequences):
         try:
             a = np.asarray(s)
@@ -64,10 +64,12 @@ def _check_padding_value(name, value, dtype):
     """A real number that ``dtype`` holds exactly (a whole number for integer arrays)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {value!r} ({type(value).__name__})")
-    if dtype.kind in "biu" and not (np.isfinite(value) and float(value).is_integer()):
+    if dtype.kind in "biu" and not (np.isfinite(value)  # type: ignore[call-overload]
+                                     and float(value).is_integer()):
         raise ValueError(f"{name}: expected a whole number for sequences of dtype {dtype}, "
                          f"got {value!r}")
-    if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+    if dtype.kind in "iu" and not (
+            np.iinfo(dtype).min <= value <= np.iinfo(dtype).max):  # type: ignore[operator]
         raise ValueError(f"{name}: expected a value that fits in {dtype}, got {value!r}")
     if dtype.kind == "b" and value not in (0, 1):
         raise ValueError(f"{name}: expected 0 or 1 for sequences of dtype bool, got {value!r}")

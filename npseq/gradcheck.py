@@ -132,8 +132,9 @@ def _generators(module: Any) -> list:
     return found
 
 
-def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: StateLike = None, *, seed: Seed = 0,
-                    eps: float = 1e-6, **forward_kwargs: Any) -> dict[str, float]:
+def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: StateLike = None,
+                    *, seed: Seed = 0, eps: float = 1e-6,
+                    **forward_kwargs: Any) -> dict[str, float]:
     """Compare every analytic gradient of a cell or layer with central differences.
 
     The module's forward is called as ``module(x, state, **forward_kwargs)``; its outputs are

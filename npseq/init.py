@@ -63,7 +63,7 @@ def _check_real(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a finite real number, got {value!r} "
                         f"({type(value).__name__})")
-    if not np.isfinite(value):
+    if not np.isfinite(value):  # type: ignore[call-overload]
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     return float(value)
 

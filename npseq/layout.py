@@ -60,7 +60,8 @@ def sequence_input(x: ArrayLike, dtype: DTypeLike, input_size: int, batch_first:
 
 
 def carries_from_state(argname: str, state: StateLike, *, labels: tuple, shapes: tuple,
-                       what: tuple, dtype: DTypeLike, owner: str, unbatched: bool, allow_none: bool = True) -> tuple:
+                       what: tuple, dtype: DTypeLike, owner: str, unbatched: bool,
+                       allow_none: bool = True) -> tuple:
     """A public state (an array, or a tuple of two) -> the carry tuple, checked and cast.
 
     Parameters
@@ -115,7 +116,8 @@ def state_from_carries(carries: tuple, unbatched: bool) -> State:
     return carries if len(carries) == 2 else carries[0]
 
 
-def lengths_mask(lengths: Optional[ArrayLike], T: int, B: int, unbatched: bool = False) -> Optional[np.ndarray]:
+def lengths_mask(lengths: Optional[ArrayLike], T: int, B: int,
+                 unbatched: bool = False) -> Optional[np.ndarray]:
     """``lengths`` -> a bool mask ``(T, B, 1)``, true at real steps; None when every
     sequence has all ``T`` steps (or ``lengths`` is None)."""
     if lengths is None:

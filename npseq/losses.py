@@ -242,7 +242,8 @@ def _sequence_and_weights(name, h, lengths, batch_first):
 
 def _check_scale(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not (np.isfinite(value) and value >= 0):
+            or not (np.isfinite(value)  # type: ignore[call-overload]
+                    and value >= 0):  # type: ignore[operator]
         raise (TypeError if not isinstance(value, numbers.Real) or isinstance(
             value, (bool, np.bool_)) else ValueError)(
             f"{name}: expected a finite number >= 0, got {value!r}")

@@ -35,7 +35,7 @@ def _check_max_abs_u(value: Any) -> Optional[float]:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"max_abs_u: expected None or a number > 0, got {value!r} "
                         f"({type(value).__name__})")
-    if not (np.isfinite(float(value)) and float(value) > 0):
+    if not (np.isfinite(value) and value > 0):  # type: ignore[call-overload, operator]
         raise ValueError(f"max_abs_u: expected None or a finite number > 0, got {value!r}")
     return float(value)
 

@@ -328,10 +328,9 @@ def scan_stack_forward(gates_forward: Callable, layers: list, x: np.ndarray, h0:
     return layer_input, np.stack(finals), StackRecord(records, dropout_masks) if keep else None
 
 
-def scan_stack_backward(gates_backward: Callable, layers: list, record: StackRecord, dout: np.ndarray,
-                        dh_n: np.ndarray, *, trace: Optional[dict] = None,
-                        block: Optional[int] = None
-                        ) -> tuple[np.ndarray, np.ndarray, list]:
+def scan_stack_backward(gates_backward: Callable, layers: list, record: StackRecord,
+                        dout: np.ndarray, dh_n: np.ndarray, *, trace: Optional[dict] = None,
+                        block: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Backward of :func:`scan_stack_forward`, as :func:`npseq.stack.stack_backward`.
 
     Returns ``dx (T, B, D)``, ``dh0 (L*D, B, H)`` and ``grads[layer][direction]``; fills

@@ -285,7 +285,8 @@ class Seq2Seq(Module):
         out, state_n = self.encoder(x, lengths=src_lengths)  # (S, B, Dk)
         h_n = state_n[0] if self.cell == "lstm" else state_n  # (D, B, He)
         S, B = src.shape
-        h_cat = h_n.transpose(1, 0, 2).reshape(B, self.key_size)  # (B, D*He) [fwd, bwd]
+        h_cat = h_n.transpose(  # type: ignore[union-attr]
+            1, 0, 2).reshape(B, self.key_size)  # (B, D*He) [fwd, bwd]
         s0 = np.tanh(self.bridge(h_cat))  # (B, H)
         state = (s0, np.zeros_like(s0)) if self.cell == "lstm" else s0
         K = out.transpose(1, 0, 2)  # (B, S, Dk): keys and values
