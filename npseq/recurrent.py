@@ -72,12 +72,12 @@ class Recurrent(RNNBase):
 class RecurrentCell(RNNCellBase):
     """One step of any :class:`~npseq.cells.base.CellKind`, as :class:`npseq.RNNCell`.
 
+    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
+
     Parameters
     ----------
     kind : CellKind
     input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
-
-    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
     """
 
     def __init__(self, kind: CellKind, input_size: int, hidden_size: int, bias: bool = True,
