@@ -20,8 +20,12 @@ import numbers
 import os
 import sys
 import warnings
+from types import FrameType
+from collections.abc import Collection, Sequence
+from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -36,7 +40,8 @@ class StateDictKeyError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def check_int(name, value, minimum=None, maximum=None):
+def check_int(name: str, value: Any, minimum: Optional[int] = None,
+              maximum: Optional[int] = None) -> int:
     """An integer (not a bool) with optional bounds; returns it as a Python int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
@@ -48,13 +53,13 @@ def check_int(name, value, minimum=None, maximum=None):
     return value
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
 
 
-def check_choice(name, value, choices):
+def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
     """One of the strings ``choices``."""
     if isinstance(value, str) and value in choices:  # first: the step functions call this
         return value
@@ -64,12 +69,12 @@ def check_choice(name, value, choices):
     raise ValueError(f"{name}: expected {expected}, got {value!r}")
 
 
-def check_positive(name, value):
+def check_positive(name: str, value: Any) -> float:
     """A finite real number > 0 (not a bool), as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive number, got {value!r} "
                         f"({type(value).__name__})")
-    if not (np.isfinite(value) and value > 0):
+    if not (np.isfinite(value) and value > 0):  # type: ignore[call-overload, operator]
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
 
@@ -84,7 +89,7 @@ def check_callable(name, value, signature, optional=False):
     return value
 
 
-def check_dtype(dtype, name="dtype"):
+def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:
     """float32 or float64, as a ``numpy.dtype``."""
     try:
         dt = np.dtype(dtype)
@@ -95,16 +100,16 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def check_probability(name, value):
+def check_probability(name: str, value: Any) -> float:
     """A real number in [0, 1)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
+    if not 0 <= value < 1:  # type: ignore[operator]
         raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
     return float(value)
 
 
-def make_rng(seed, name="seed"):
+def make_rng(seed: Any, name: str = "seed") -> np.random.Generator:
     """``None``, an integer seed or a ``numpy.random.Generator`` -> a Generator."""
     if seed is None or isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed)
@@ -136,7 +141,7 @@ def reject_packed_sequence(name, value):
                         f"({type(value).__name__}). {PACKED_SEQUENCE_HELP}")
 
 
-def as_array(name, value, dtype):
+def as_array(name: str, value: Any, dtype: Any) -> NDArray[Any]:
     """A real numeric array-like, cast to ``dtype`` (never modified in place later).
 
     A ``PackedSequence`` is a ``TypeError`` that shows how to pass ``lengths=`` instead.
@@ -164,7 +169,8 @@ def as_array(name, value, dtype):
     return arr.astype(dtype, copy=False)
 
 
-def check_shape(name, arr, expected, what=""):
+def check_shape(name: str, arr: NDArray[Any], expected: Sequence[int], what: str = ""
+                ) -> NDArray[Any]:
     """``arr.shape == expected``; ``what`` describes the expected dimensions."""
     if arr.shape != tuple(expected):
         detail = f" {what}" if what else ""
@@ -172,8 +178,8 @@ def check_shape(name, arr, expected, what=""):
     return arr
 
 
-def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1,
-                  bound="the sequence length"):
+def check_lengths(lengths: Any, T: int, B: int, scalar_ok: bool = False, name: str = "lengths",
+                  minimum: int = 1, bound: str = "the sequence length") -> NDArray[np.int64]:
     """Sequence lengths -> an int64 array of shape ``(B,)`` with values in ``minimum..T``.
 
     ``scalar_ok`` also accepts a single length (for an unbatched sequence, B = 1); ``bound``
@@ -207,6 +213,7 @@ def check_lengths(lengths, T, B, scalar_ok=False, name="lengths", minimum=1,
 def warn(message, category=UserWarning):
     """``warnings.warn``, attributed to the first caller outside npseq (its file and line)."""
     package = os.path.dirname(os.path.abspath(__file__))
+    frame: Optional[FrameType]
     frame, level = sys._getframe(0), 1  # level 1 is this function
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1

@@ -27,7 +27,7 @@ tanh = np.tanh
 _FAST_SIGMOID_SIZE = 1024  # float32 arrays from this size take the tanh form (see sigmoid)
 
 
-def sigmoid(a):
+def sigmoid(a: np.ndarray) -> np.ndarray:
     """The logistic function ``1 / (1 + exp(-a))``, with no overflow for any finite ``a``.
 
     SciPy's ``expit``, exact to the last bit even where the value is tiny, except for float32
@@ -49,32 +49,32 @@ def sigmoid(a):
     return expit(a)
 
 
-def sigmoid_grad(s):
+def sigmoid_grad(s: np.ndarray) -> np.ndarray:
     """Derivative of the sigmoid at the point where it returned ``s``."""
     return s * (1 - s)
 
 
-def tanh_grad(t):
+def tanh_grad(t: np.ndarray) -> np.ndarray:
     """Derivative of tanh at the point where it returned ``t``."""
     return 1 - t * t
 
 
-def relu(a):
+def relu(a: np.ndarray) -> np.ndarray:
     """``max(a, 0)``."""
     return np.maximum(a, 0)
 
 
-def relu_grad(y):
+def relu_grad(y: np.ndarray) -> np.ndarray:
     """Derivative of relu at the point where it returned ``y`` (0 at the kink, as PyTorch)."""
     return (y > 0).astype(y.dtype)
 
 
-def hard_sigmoid(a):
+def hard_sigmoid(a: np.ndarray) -> np.ndarray:
     """``clip(a / 6 + 1/2, 0, 1)``: PyTorch's ``Hardsigmoid`` and Keras 3's ``hard_sigmoid``."""
     return np.clip(a / 6 + 0.5, 0, 1)
 
 
-def hard_sigmoid_grad(y):
+def hard_sigmoid_grad(y: np.ndarray) -> np.ndarray:
     """Derivative of hard_sigmoid where it returned ``y``: 1/6 inside (0, 1), 0 at the clips."""
     return ((y > 0) & (y < 1)).astype(y.dtype) / 6
 

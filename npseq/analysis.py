@@ -24,10 +24,11 @@ from __future__ import annotations
 import copy
 import numbers
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
+from npseq._typing import ArrayLike, FloatArray, StateLike
 from npseq._validation import as_array, check_int, check_shape
 from npseq.cell import RNNCellBase
 from npseq.cells.base import cell_backward, cell_forward
@@ -85,8 +86,10 @@ def _reduce(norms, valid, per_sequence):
 
 
 # -- gradient norms --------------------------------------------------------------------------
-def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, *,
-                   per_sequence=False):
+def gradient_norms(module: RNNBase, x: ArrayLike, dout: Optional[ArrayLike] = None,
+                   dstate: StateLike = None, state: StateLike = None,
+                   lengths: Optional[ArrayLike] = None, *, per_sequence: bool = False
+                   ) -> dict[tuple[int, int], dict[str, FloatArray]]:
     """Norm of the gradient that reaches the carry at every time step, from one backward.
 
     Runs ``module(x, state, lengths)`` and ``module.backward(dout, dstate)`` once, and reads
@@ -151,7 +154,7 @@ def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, 
         check_shape("dout", as_array("dout", dout, module.dtype), shape_out,
                     "(the shape of out)"), module.batch_first, unbatched))
     dfinals = module.state_to_carries(dstate, xb.shape[1], unbatched, argname="dstate")
-    trace = {}
+    trace: dict = {}
     stack_backward(module.kind, module.stack_params(), record, dout, dfinals, trace=trace)
     result = {}
     for key, dcarries in trace.items():
@@ -184,8 +187,9 @@ def _layer_jacobians(module, x, state, layer, direction):
     idx = layer * module.num_directions + direction
     dfinals = [np.zeros_like(c) for c in carries_rep]
     dfinals[0][idx] = np.tile(np.eye(K, dtype=module.dtype), (B, 1))  # row b*K + k: e_k
-    trace = {}
-    stack_backward(module.kind, layers, record, np.zeros_like(out), tuple(dfinals),
+    trace: dict = {}
+    stack_backward(module.kind, layers, record,  # type: ignore[arg-type]  # keep=True
+                   np.zeros_like(out), tuple(dfinals),
                    trace=trace)
     dh = trace[(layer, direction)][0]  # (T, B*K, H_out): row k is d h_T[k] / d h_t
     return dh.reshape(T, B, K, dh.shape[-1])
@@ -217,8 +221,9 @@ def _cell_jacobians(cell, x, state):
     return rows.reshape(T, B, K, H)
 
 
-def jacobian_norms(module_or_cell, x, state=None, *, ord=2, layer=0, direction=0,
-                   per_sequence=False):
+def jacobian_norms(module_or_cell: Union[RNNBase, RNNCellBase], x: ArrayLike,
+                   state: StateLike = None, *, ord: Union[int, str] = 2, layer: int = 0,
+                   direction: int = 0, per_sequence: bool = False) -> FloatArray:
     """Norms of the Jacobians ``dh_T/dh_t`` of the final state with respect to every state.
 
     The Jacobians are exact. The batch is copied ``K = H_out`` times, and one backward pass
@@ -303,7 +308,10 @@ def _saturated(values, activation, threshold):
     raise ValueError(f"module: no saturation rule for the activation {activation!r}")
 
 
-def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION_THRESHOLD):
+def gate_statistics(module: RNNBase, x: ArrayLike, state: StateLike = None,
+                    lengths: Optional[ArrayLike] = None, *,
+                    threshold: float = SATURATION_THRESHOLD
+                    ) -> dict[tuple[int, int], dict[str, dict[str, float]]]:
     """Mean activation and fraction saturated of every gate, per layer and direction.
 
     One forward pass. The gate values are read from its step caches (the layer's
@@ -359,7 +367,7 @@ def gate_statistics(module, x, state=None, lengths=None, *, threshold=SATURATION
     return stats
 
 
-def format_gate_statistics(stats) -> str:
+def format_gate_statistics(stats: Mapping) -> str:
     """A plain-text table of :func:`gate_statistics`: one row per layer, direction and gate.
 
     Raises
@@ -396,7 +404,7 @@ def _check_module(module):
     return module
 
 
-def count_parameters(module) -> int:
+def count_parameters(module: Module) -> int:
     """Total number of scalar parameters, PyTorch's ``sum(p.numel() for p in m.parameters())``.
 
     Examples
@@ -425,7 +433,7 @@ class ParameterSummary(NamedTuple):
         return "\n".join(lines)
 
 
-def parameter_summary(module) -> ParameterSummary:
+def parameter_summary(module: Module) -> ParameterSummary:
     """Name, shape and number of entries of every parameter tensor, and the total.
 
     Examples

@@ -23,10 +23,11 @@ The derivations are in ``docs/attention.md``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
                                check_lengths, check_shape, make_rng)
 from npseq.module import Module
@@ -36,7 +37,7 @@ __all__ = ["AdditiveAttention", "MultiplicativeAttention", "masked_softmax",
 
 
 # -- the parts every score function shares ----------------------------------------------------
-def masked_softmax(e, mask):
+def masked_softmax(e: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Softmax over the last axis of scores ``e`` (B, S), masked positions weighted exactly 0.
 
     Notes
@@ -55,7 +56,7 @@ def masked_softmax(e, mask):
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def masked_softmax_backward(dw, w):
+def masked_softmax_backward(dw: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Backward of :func:`masked_softmax` from its output ``w``: returns ``de`` (B, S).
 
     Notes
@@ -80,6 +81,8 @@ class AttentionCache(NamedTuple):
 
 
 class _AttentionBase(Module):
+    _scores: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, tuple]]  # each subclass's
+    _scores_backward: Callable[..., tuple[np.ndarray, np.ndarray, dict]]
     """Validation, masks and records; subclasses give ``_scores`` and ``_scores_backward``.
 
     Like a cell, an attention module is called once per decoder step, so it keeps a
@@ -91,10 +94,14 @@ class _AttentionBase(Module):
     key_size: int
     keeps_stack = True
 
-    def __call__(self, query, keys, values, lengths=None, mask=None):
+    def __call__(self, query: ArrayLike, keys: ArrayLike, values: ArrayLike,
+                 lengths: Optional[ArrayLike] = None, mask: Optional[ArrayLike] = None
+                 ) -> tuple[FloatArray, FloatArray]:
         return self.forward(query, keys, values, lengths, mask)
 
-    def forward(self, query, keys, values, lengths=None, mask=None):
+    def forward(self, query: ArrayLike, keys: ArrayLike, values: ArrayLike,
+                lengths: Optional[ArrayLike] = None, mask: Optional[ArrayLike] = None
+                ) -> tuple[FloatArray, FloatArray]:
         """Attend with one query per sequence over its keys.
 
         Parameters
@@ -118,7 +125,8 @@ class _AttentionBase(Module):
         self._push(cache)  # nothing inside no_grad()
         return context, w.copy()
 
-    def backward(self, dcontext, dweights=None):
+    def backward(self, dcontext: ArrayLike, dweights: Optional[ArrayLike] = None
+                 ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Backward of the most recent :meth:`forward` not yet paired with a backward.
 
         Parameters
@@ -148,7 +156,8 @@ class _AttentionBase(Module):
         self._accumulate(dparams)
         return dq, dK, dV
 
-    def apply(self, q, K, V, mask):
+    def apply(self, q: np.ndarray, K: np.ndarray, V: np.ndarray, mask: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, AttentionCache]:
         """The forward as a pure function of arrays: keeps no record, checks nothing.
 
         ``q (B, Dq)``, ``K (B, S, Dk)``, ``V (B, S, Dv)``, ``mask (B, S)`` bool (True =
@@ -158,7 +167,8 @@ class _AttentionBase(Module):
         """
         return self._apply(q, K, V, mask)
 
-    def apply_backward(self, dc, dw, cache):
+    def apply_backward(self, dc: np.ndarray, dw: Optional[np.ndarray], cache: AttentionCache
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """The backward of :meth:`apply`: returns ``(dq, dK, dV, dparams)``.
 
         ``dw`` may be None. ``dparams`` is keyed like :attr:`params`; nothing is added into
@@ -274,8 +284,8 @@ class AdditiveAttention(_AttentionBase):
     >>> dq, dk, dv = att.backward(np.ones((2, 7)))
     """
 
-    def __init__(self, query_size, key_size, attention_size, bias=True, dtype=np.float64,
-                 seed=None):
+    def __init__(self, query_size: int, key_size: int, attention_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None) -> None:
         super().__init__(check_dtype(dtype))
         self.query_size = check_int("query_size", query_size, minimum=1)
         self.key_size = check_int("key_size", key_size, minimum=1)
@@ -285,7 +295,8 @@ class AdditiveAttention(_AttentionBase):
         A = self.attention_size
         bounds = {"weight_q": 1 / np.sqrt(self.query_size), "weight_k": 1 / np.sqrt(
             self.key_size), "bias": 1 / np.sqrt(self.query_size), "v": 1 / np.sqrt(A)}
-        shapes = {"weight_q": (A, self.query_size), "weight_k": (A, self.key_size)}
+        shapes: dict[str, tuple[int, ...]] = {"weight_q": (A, self.query_size),
+                                              "weight_k": (A, self.key_size)}
         if self.bias:
             shapes["bias"] = (A,)
         shapes["v"] = (A,)
@@ -369,7 +380,8 @@ class MultiplicativeAttention(_AttentionBase):
            [0.333, 0.333, 0.333]])
     """
 
-    def __init__(self, query_size, key_size, score="general", dtype=np.float64, seed=None):
+    def __init__(self, query_size: int, key_size: int, score: str = "general",
+                 dtype: DTypeLike = np.float64, seed: Seed = None) -> None:
         super().__init__(check_dtype(dtype))
         self.query_size = check_int("query_size", query_size, minimum=1)
         self.key_size = check_int("key_size", key_size, minimum=1)

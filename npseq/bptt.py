@@ -54,7 +54,7 @@ applies it itself. Zoneout's kept path and the padded steps see the unmasked car
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -169,7 +169,8 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
                      mask: Optional[np.ndarray] = None, reverse: bool = False,
                      keep: bool = True, checkpoint_every: Optional[int] = None,
                      capture: Optional[list] = None, zoneout: Optional[tuple] = None,
-                     recurrent_mask: Optional[np.ndarray] = None):
+                     recurrent_mask: Optional[np.ndarray] = None
+                     ) -> tuple[np.ndarray, tuple, Optional[SequenceRecord]]:
     """Run one direction of one layer over a sequence.
 
     Parameters
@@ -259,7 +260,7 @@ class _Recomputed:
 
 
 def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
-                      record: SequenceRecord, p: dict, trace: bool = False):
+                      record: SequenceRecord, p: dict, trace: bool = False) -> tuple:
     """Backward of :func:`sequence_forward`.
 
     Parameters
@@ -299,6 +300,7 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     ``dh_prev`` is the gradient of that product's input: ``dh_{t-1} = m * dh_prev`` (the
     ``h_prev_t`` of dW_hh is the masked one the step kept).
     """
+    caches: Any  # the list of step caches, or a checkpointed record's recomputed ones
     x, caches, mask, reverse = record[:4]
     if caches is None:
         caches = _Recomputed(kind, record, p)
@@ -307,6 +309,8 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     gx_size = p["weight_ih"].shape[0] if "weight_ih" in p else x.shape[-1]  # G*H, or D
     recurrent = "weight_hh" in p  # dW_hh needs dgh and h_prev
     dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
+    grads: dict[str, np.ndarray]
+    dparams: dict[str, np.ndarray]
     grads, dparams = {}, {}
     dcarry = dcarry_last
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
@@ -314,8 +318,9 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
         block = _block(j, T, S, reverse)
         steps = block.stop - block.start
         dgx = np.empty((steps, B, gx_size), dtype=dout.dtype)
-        dgh = None  # a separate (steps, B, G*H) buffer once a step's dgh is not its dgx
-        h_prev = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
+        dgh: Optional[np.ndarray] = None  # a separate (steps, B, G*H) buffer once a step's dgh
+        # is not its dgx
+        h_prev: Any = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
                   if recurrent else None)
         for t in reversed(_visit(block, reverse)):
             i = t - block.start

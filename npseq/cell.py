@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed, State, StateLike, ZoneoutLike
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
                                check_probability, make_rng)
 from npseq.cells import base, rnn, variants
@@ -78,8 +79,10 @@ class RNNCellBase(Module):
     kind: base.CellKind
     keeps_stack = True
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
-                 recurrent_dropout=0.0, weight_dropout=0.0, zoneout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *,
+                 recurrent_dropout: float = 0.0, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0) -> None:
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -100,9 +103,11 @@ class RNNCellBase(Module):
         specs = param_specs(self.kind, self.input_size, self.hidden_size, self.bias)
         self.params = init_params(self.rng, specs, self.hidden_size, self.dtype)
         self._init_grads()
-        self.recurrent_mask = None  # (B, H) kept until reset_dropout_mask()
-        self.weight_mask = None  # (G*H, H) kept until reset_dropout_mask()
-        self.zoneout_mask = None  # the latest training call's zoneout masks, per state
+        self.recurrent_mask: Optional[np.ndarray] = None  # (B, H) kept until
+        # reset_dropout_mask()
+        self.weight_mask: Optional[np.ndarray] = None  # (G*H, H) kept until reset_dropout_mask()
+        self.zoneout_mask: Optional[tuple] = None  # the latest training call's zoneout masks,
+        # per state
 
     def __repr__(self):
         options = "".join(f", {k}={getattr(self, k)!r}" for k, d in
@@ -111,14 +116,14 @@ class RNNCellBase(Module):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"bias={self.bias}{options}, dtype={self.dtype.name})")
 
-    def reset_dropout_mask(self):
+    def reset_dropout_mask(self) -> "RNNCellBase":
         """Forget the kept recurrent-dropout and weight-drop masks: the next training call
         draws new ones. Call it at the start of every sequence (or batch). Returns self."""
         self.recurrent_mask = None
         self.weight_mask = None
         return self
 
-    def _masks(self, batch: int):
+    def _masks(self, batch: int) -> tuple:
         """The masks of a call: ``(weight_mask, recurrent_mask, zoneout)``, drawn as the
         class docstring says (nothing drawn in evaluation or at rate 0)."""
         if not self.training:
@@ -143,17 +148,17 @@ class RNNCellBase(Module):
             self.zoneout_mask = zones
         return self.weight_mask, self.recurrent_mask, zones
 
-    def _step_params(self, weight_mask) -> dict:
+    def _step_params(self, weight_mask: Optional[np.ndarray]) -> dict:
         """The parameters a step reads: ``W_hh * M`` under weight drop."""
         if weight_mask is None:
             return self.params
         return dict(self.params, weight_hh=self.params["weight_hh"] * weight_mask)
 
     # -- the public step -------------------------------------------------------------------
-    def __call__(self, x, state=None):
+    def __call__(self, x: ArrayLike, state: StateLike = None) -> State:
         return self.forward(x, state)
 
-    def forward(self, x, state=None):
+    def forward(self, x: ArrayLike, state: StateLike = None) -> State:
         """One step: ``x`` of shape (B, input_size) or unbatched (input_size,).
 
         ``state`` is the previous state (None for zeros); returns the new state. The record
@@ -184,7 +189,7 @@ class RNNCellBase(Module):
                               zones))  # nothing inside no_grad()
         return self.carry_to_state(carry, unbatched)
 
-    def backward(self, dstate):
+    def backward(self, dstate: StateLike) -> tuple[FloatArray, State]:
         """Backward of the most recent :meth:`forward` call not yet paired with one.
 
         Returns ``(dx, dstate_prev)`` and adds the parameter gradients into ``grads``.
@@ -217,7 +222,7 @@ class RNNCellBase(Module):
         return dx, self.carry_to_state(dcarry_prev, record.unbatched)
 
     # -- the public state and the carry ----------------------------------------------------
-    def state_to_carry(self, state, batch: int, unbatched: bool = False,
+    def state_to_carry(self, state: StateLike, batch: int, unbatched: bool = False,
                        argname: str = "state", allow_none: bool = True) -> tuple:
         """A public state (an array, or ``(h, c)`` for two states) or its gradient -> the
         carry tuple of (B, H) arrays, checked and cast; None gives zeros."""
@@ -229,7 +234,7 @@ class RNNCellBase(Module):
                                   dtype=self.dtype, owner=type(self).__name__,
                                   unbatched=unbatched, allow_none=allow_none)
 
-    def carry_to_state(self, carry: tuple, unbatched: bool = False):
+    def carry_to_state(self, carry: tuple, unbatched: bool = False) -> State:
         """The carry tuple -> the public state (``h`` or ``(h, c)``)."""
         return state_from_carries(carry, unbatched)
 
@@ -261,9 +266,10 @@ class RNNCell(RNNCellBase):
     ((2, 3), (2, 4))
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
-                 dtype=np.float64, seed=None, *, recurrent_dropout=0.0, weight_dropout=0.0,
-                 zoneout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", dtype: DTypeLike = np.float64,
+                 seed: Seed = None, *, recurrent_dropout: float = 0.0,
+                 weight_dropout: float = 0.0, zoneout: ZoneoutLike = 0.0) -> None:
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, bias, dtype, seed,
@@ -292,10 +298,11 @@ class LSTMCell(RNNCellBase):
         Replaces the sigmoid of the gates i, f, o (e.g. "hard_sigmoid").
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
-                 layer_norm=False, peephole=False, activation="tanh",
-                 recurrent_activation="sigmoid", recurrent_dropout=0.0, weight_dropout=0.0,
-                 zoneout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *, layer_norm: bool = False,
+                 peephole: bool = False, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", recurrent_dropout: float = 0.0,
+                 weight_dropout: float = 0.0, zoneout: ZoneoutLike = 0.0) -> None:
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -320,9 +327,11 @@ class GRUCell(RNNCellBase):
         Replaces the sigmoid of the gates r, z.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, seed=None, *,
-                 reset_after=True, activation="tanh", recurrent_activation="sigmoid",
-                 recurrent_dropout=0.0, weight_dropout=0.0, zoneout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *, reset_after: bool = True,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 recurrent_dropout: float = 0.0, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0) -> None:
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation

@@ -12,10 +12,11 @@ Notation (as ``docs/ctc.md``): ``y[t, k]`` the log-probability of class ``k`` at
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
+from npseq._typing import ArrayLike, FloatArray
 from npseq._validation import (as_array, check_bool, check_choice, check_int, check_lengths,
                                check_shape)
 
@@ -126,7 +127,8 @@ def _shift(a, k):
     return out
 
 
-def ctc_forward_backward(y, l, T_b, S_b, blank):
+def ctc_forward_backward(y: np.ndarray, l: np.ndarray, T_b: np.ndarray, S_b: np.ndarray,
+                         blank: int) -> CTCCache:
     """The log forward and backward variables of CTC, and ``log p(l | x)``.
 
     Parameters
@@ -193,11 +195,11 @@ def ctc_forward_backward(y, l, T_b, S_b, blank):
         else:
             b = beta_end
         b = np.where(live[t][:, None] & valid, b, ninf)
-        beta[t] = np.where((t == T_b - 1)[:, None], beta_end, b)
+        beta[t] = np.where((t == T_b - 1)[:, None], beta_end, b)  # type: ignore[index]
     return CTCCache(l_ext, alpha, beta, log_p)
 
 
-def ctc_occupancy(cache, T_b, C):
+def ctc_occupancy(cache: CTCCache, T_b: np.ndarray, C: int) -> np.ndarray:
     """``d(-log p)/dy``: minus the posterior of each class at each frame, (T, B, C).
 
     Notes
@@ -229,8 +231,9 @@ def ctc_occupancy(cache, T_b, C):
     return -np.einsum("tbs,bsc->tbc", gamma, onehot.astype(w.dtype))  # (T, B, C)
 
 
-def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
-             zero_infinity=False):
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
+             target_lengths: ArrayLike, blank: int = 0, reduction: str = "mean",
+             zero_infinity: bool = False) -> tuple[Union[float, FloatArray], FloatArray]:
     """CTC loss and its gradient, as ``torch.nn.functional.ctc_loss``.
 
     Parameters
@@ -335,7 +338,8 @@ def _decode_args(log_probs, input_lengths, blank):
     return y, unbatched, T_b, blank
 
 
-def ctc_greedy_decode(log_probs, input_lengths=None, blank=0):
+def ctc_greedy_decode(log_probs: ArrayLike, input_lengths: Optional[ArrayLike] = None,
+                      blank: int = 0) -> Union[list[int], list[list[int]]]:
     """Best-path decoding: the most likely class at each frame, repeats merged, blanks dropped.
 
     Parameters
@@ -384,7 +388,9 @@ def _lse(a, b):
     return float(np.logaddexp(a, b))
 
 
-def ctc_prefix_beam_search(log_probs, input_lengths=None, beam_size=8, blank=0, nbest=None):
+def ctc_prefix_beam_search(log_probs: ArrayLike, input_lengths: Optional[ArrayLike] = None,
+                           beam_size: int = 8, blank: int = 0, nbest: Optional[int] = None
+                           ) -> Union[list, tuple[list[int], float]]:
     """Prefix beam search: the most likely labellings, summed over their alignments.
 
     Parameters
@@ -435,7 +441,7 @@ def ctc_prefix_beam_search(log_probs, input_lengths=None, beam_size=8, blank=0, 
         beam = {(): (0.0, ninf)}  # prefix -> (p_b, p_nb), before any frame: the empty prefix
         for t in range(T_b[b]):
             yt = y[t, b].astype(np.float64)  # (C,)
-            new = {}
+            new: dict = {}
 
             def add(g, pb, pnb):
                 old_b, old_nb = new.get(g, (ninf, ninf))

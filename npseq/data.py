@@ -15,10 +15,13 @@ As ``torch.nn.utils.rnn`` for NumPy arrays. npseq's layers take a padded array a
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
+from npseq._typing import ArrayLike, Seed
 from npseq._validation import (check_bool, check_choice, check_int, check_lengths,
                                make_rng, reject_packed_sequence)
 
@@ -33,7 +36,7 @@ def _as_sequences(sequences, name="sequences", min_length=0):
     if isinstance(sequences, (str, bytes, Mapping)) or not hasattr(sequences, "__iter__"):
         raise TypeError(f"{name}: expected a list of arrays of shape (L, *), got "
                         f"{type(sequences).__name__}")
-    arrays = []
+    arrays: list[np.ndarray] = []
     for i, s in enumerate(sequences):
         try:
             a = np.asarray(s)
@@ -61,10 +64,12 @@ def _check_padding_value(name, value, dtype):
     """A real number that ``dtype`` holds exactly (a whole number for integer arrays)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {value!r} ({type(value).__name__})")
-    if dtype.kind in "biu" and not (np.isfinite(value) and float(value).is_integer()):
+    if dtype.kind in "biu" and not (np.isfinite(value)  # type: ignore[call-overload]
+                                     and float(value).is_integer()):
         raise ValueError(f"{name}: expected a whole number for sequences of dtype {dtype}, "
                          f"got {value!r}")
-    if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+    if dtype.kind in "iu" and not (
+            np.iinfo(dtype).min <= value <= np.iinfo(dtype).max):  # type: ignore[operator]
         raise ValueError(f"{name}: expected a value that fits in {dtype}, got {value!r}")
     if dtype.kind == "b" and value not in (0, 1):
         raise ValueError(f"{name}: expected 0 or 1 for sequences of dtype bool, got {value!r}")
@@ -88,7 +93,8 @@ def _pad(arrays, batch_first, padding_value, padding_side, name="padding_value")
     return out
 
 
-def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
+def pad_sequence(sequences: Sequence[ArrayLike], batch_first: bool = False,
+                 padding_value: float = 0.0, padding_side: str = "right") -> NDArray[Any]:
     """Stack sequences of different lengths into one array, padded to the longest.
 
     As ``torch.nn.utils.rnn.pad_sequence``.
@@ -138,7 +144,8 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     return _pad(arrays, batch_first, padding_value, padding_side)
 
 
-def unpad_sequence(padded_sequences, lengths, batch_first=False, padding_side="right"):
+def unpad_sequence(padded_sequences: ArrayLike, lengths: ArrayLike, batch_first: bool = False,
+                   padding_side: str = "right") -> list[NDArray[Any]]:
     """Split a padded array into its sequences, the inverse of :func:`pad_sequence`.
 
     As ``torch.nn.utils.rnn.unpad_sequence`` (which has no ``padding_side``: right only).
@@ -261,9 +268,11 @@ class BucketIterator:
     ...     assert x.shape == (lengths.max(), len(lengths), 3) and y.shape == lengths.shape
     """
 
-    def __init__(self, sequences, y=None, batch_size=32, seed=None, shuffle=True,
-                 drop_last=False, batch_first=False, padding_value=0.0, y_per_step=False,
-                 y_padding_value=0):
+    def __init__(self, sequences: Sequence[ArrayLike], y: Optional[ArrayLike] = None,
+                 batch_size: int = 32, seed: Seed = None, shuffle: bool = True,
+                 drop_last: bool = False, batch_first: bool = False,
+                 padding_value: float = 0.0, y_per_step: bool = False,
+                 y_padding_value: float = 0) -> None:
         self.sequences = [a.copy() for a in _as_sequences(sequences, min_length=1)]
         N = len(self.sequences)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -310,12 +319,12 @@ class BucketIterator:
                              f"{arr.shape}")
         return arr
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Batches per epoch."""
         N, bs = len(self.sequences), self.batch_size
         return N // bs if self.drop_last else -(-N // bs)
 
-    def batch_indices(self):
+    def batch_indices(self) -> list[NDArray[np.int64]]:
         """The indices of one epoch's batches (a list of int64 arrays), drawn as
         :meth:`__iter__` draws them: calling it advances the seed's generator."""
         N, bs = len(self.sequences), self.batch_size
@@ -337,7 +346,7 @@ class BucketIterator:
             batches = [batches[i] for i in self.rng.permutation(len(batches))]
         return batches
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[NDArray[Any], NDArray[np.int64], Optional[NDArray[Any]]]]:
         for idx in self.batch_indices():
             x = _pad([self.sequences[i] for i in idx], self.batch_first, self.padding_value,
                      "right")

@@ -13,10 +13,11 @@ after it (on its output, before a head).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, FloatArray, Seed
 from npseq._validation import (as_array, check_bool, check_probability, check_shape, make_rng,
                                reject_packed_sequence)
 from npseq.layout import from_time_major, to_time_major
@@ -34,7 +35,7 @@ class DropoutRecord(NamedTuple):
     dtype: np.dtype
 
 
-def _float_input(name, x):
+def _float_input(name: str, x: ArrayLike) -> np.ndarray:
     """A real array as float: float32 stays float32, anything else becomes float64."""
     reject_packed_sequence(name, x)
     is32 = isinstance(x, np.ndarray) and x.dtype == np.float32
@@ -48,18 +49,21 @@ def _scaled_mask(rng, shape, p, dtype):
 
 
 class _DropoutBase(Module):
-    def __init__(self, p, seed):
+    forward: Callable[[ArrayLike], FloatArray]  # each subclass's own
+    _apply: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def __init__(self, p: float, seed: Seed) -> None:
         super().__init__(np.float64)  # no parameters; outputs keep the input's dtype
         self.p = check_probability("p", p)
         self.rng = make_rng(seed)  # draws the masks
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
     def _active(self):
         return self.training and self.p > 0
 
-    def backward(self, dy):
+    def backward(self, dy: Optional[ArrayLike]) -> Optional[FloatArray]:
         """Backward of the latest forward call (outside ``no_grad()``), once.
 
         Parameters
@@ -119,7 +123,7 @@ class Dropout(_DropoutBase):
     [1.0, 1.0, 1.0, 1.0]
     """
 
-    def __init__(self, p=0.5, seed=None):
+    def __init__(self, p: float = 0.5, seed: Seed = None) -> None:
         super().__init__(p, seed)
 
     def __repr__(self):
@@ -129,7 +133,7 @@ class Dropout(_DropoutBase):
     def _apply(a, mask):
         return a * mask
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """``y = x * m`` in training mode, ``y = x`` in evaluation mode or at ``p = 0``.
 
         Parameters
@@ -187,7 +191,7 @@ class LockedDropout(_DropoutBase):
     True
     """
 
-    def __init__(self, p=0.5, batch_first=False, seed=None):
+    def __init__(self, p: float = 0.5, batch_first: bool = False, seed: Seed = None) -> None:
         super().__init__(p, seed)
         self.batch_first = check_bool("batch_first", batch_first)
 
@@ -201,7 +205,7 @@ class LockedDropout(_DropoutBase):
         seq = to_time_major(a, self.batch_first, unbatched)  # (T, B, F)
         return from_time_major(seq * mask[None], self.batch_first, unbatched)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """``y[t] = x[t] * m`` at every step ``t`` in training mode, ``y = x`` otherwise.
 
         Parameters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 
 _state = threading.local()
 
@@ -14,7 +15,7 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Forward calls inside the block keep no caches: less memory and time, no backward.
 
     Examples
@@ -33,7 +34,7 @@ def no_grad():
 
 
 @contextlib.contextmanager
-def enable_grad():
+def enable_grad() -> Iterator[None]:
     """Forward calls inside the block keep their records, even inside :func:`no_grad`.
 
     Examples

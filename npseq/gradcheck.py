@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 
+from npseq._typing import ArrayLike, Seed, StateLike
 from npseq._validation import as_array, check_callable, check_positive, make_rng
+from npseq.cell import RNNCellBase
 from npseq.grad_mode import no_grad
+from npseq.layers import RNNBase
 from npseq.module import Module
 
 __all__ = ["numerical_gradient", "rel_error", "check_gradients", "format_report"]
@@ -79,7 +82,7 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     return grad
 
 
-def rel_error(a, b) -> float:
+def rel_error(a: ArrayLike, b: ArrayLike) -> float:
     """Relative error ``max |a - b| / max(max |a|, max |b|)``; 0 when both are zero."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -121,14 +124,14 @@ def _state_names(state, prefix):
     return [f"{prefix}[{i}]" for i in range(len(arrays))]
 
 
-def _submodules(module) -> list:
+def _submodules(module: Any) -> list:
     """``module`` and its sub-modules (a Sequential's), depth first."""
     return [module] + [m for sub in getattr(module, "modules", ()) for m in _submodules(sub)]
 
 
-def _generators(module) -> list:
+def _generators(module: Any) -> list:
     """The random generators of ``module`` and of its sub-modules (a Sequential's)."""
-    found = []
+    found: list = []
     for m in _submodules(module):
         g = getattr(m, "rng", None)
         if isinstance(g, np.random.Generator) and all(g is not f for f in found):
@@ -136,7 +139,9 @@ def _generators(module) -> list:
     return found
 
 
-def check_gradients(module, x, state=None, *, seed=0, eps=1e-6, **forward_kwargs) -> dict:
+def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: StateLike = None,
+                    *, seed: Seed = 0, eps: float = 1e-6,
+                    **forward_kwargs: Any) -> dict[str, float]:
     """Compare every analytic gradient of a cell or layer with central differences.
 
     The module's forward is called as ``module(x, state, **forward_kwargs)``; its outputs are

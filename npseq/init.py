@@ -29,13 +29,18 @@ and the two receive equal gradients for RNN and LSTM, so they stay equal in trai
 from __future__ import annotations
 
 import numbers
+from typing import TypeVar, Union
 
 import numpy as np
 
+from npseq._typing import Seed
 from npseq._validation import check_int, make_rng
 from npseq.cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from npseq.layers import GRU, LSTM, RNN, RNNBase
 from npseq.params import layer_params
+
+#: A recurrent layer or cell, returned as given.
+InitT = TypeVar("InitT", bound=Union[RNNBase, RNNCellBase])
 
 __all__ = ["orthogonal_", "forget_bias_", "identity_", "chrono_"]
 
@@ -58,7 +63,7 @@ def _check_real(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a finite real number, got {value!r} "
                         f"({type(value).__name__})")
-    if not np.isfinite(value):
+    if not np.isfinite(value):  # type: ignore[call-overload]
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     return float(value)
 
@@ -83,7 +88,7 @@ def _orthogonal(rng, rows, cols):
     return Q if rows >= cols else Q.T
 
 
-def orthogonal_(module, gain=1.0, seed=None):
+def orthogonal_(module: InitT, gain: float = 1.0, seed: Seed = None) -> InitT:
     """Orthogonal recurrent matrices, one per gate block (Saxe et al. 2014); in place.
 
     Parameters
@@ -136,7 +141,7 @@ def _check_lstm(module, name):
                          f"of ln_ih_bias / ln_hh_bias instead)")
 
 
-def forget_bias_(module, value=1.0):
+def forget_bias_(module: InitT, value: float = 1.0) -> InitT:
     """Set the LSTM forget-gate bias to ``value`` (Jozefowicz et al. 2015); in place.
 
     Parameters
@@ -168,7 +173,7 @@ def forget_bias_(module, value=1.0):
     return module
 
 
-def identity_(module, scale=1.0):
+def identity_(module: InitT, scale: float = 1.0) -> InitT:
     """Identity recurrent matrix and zero biases, for ReLU RNNs (IRNN, Le et al. 2015).
 
     Parameters
@@ -206,7 +211,7 @@ def identity_(module, scale=1.0):
     return module
 
 
-def chrono_(module, max_len, seed=None):
+def chrono_(module: InitT, max_len: int, seed: Seed = None) -> InitT:
     """Chrono initialisation of the gate biases (Tallec & Ollivier 2018); in place.
 
     Parameters
@@ -244,10 +249,10 @@ def chrono_(module, max_len, seed=None):
     else:
         _check_lstm(module, "chrono_")
         gates = {"f": 1, "i": 0}  # (i, f, g, o)
-    if module.recurrent_activation != "sigmoid":
+    if module.recurrent_activation != "sigmoid":  # type: ignore[union-attr]
         raise ValueError(f"module: chrono_ expects recurrent_activation='sigmoid' (the "
                          f"memory 1 + exp(b) is that of a sigmoid gate), got "
-                         f"{module.recurrent_activation!r}")
+                         f"{module.recurrent_activation!r}")  # type: ignore[union-attr]
     max_len = check_int("max_len", max_len, minimum=3)
     rng = make_rng(seed)
     H = module.hidden_size

@@ -17,6 +17,8 @@ import inspect
 import json
 import os
 import zipfile
+from collections.abc import Iterable
+from typing import IO, Any, Union
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
 from npseq.seq2seq import Seq2Seq
 
+#: What ``save`` and ``load`` take as ``path``: a file name or a binary file object.
+PathLike = Union[str, "os.PathLike[str]", IO[bytes]]
+
 __all__ = ["save", "load"]
 
 CONFIG_KEY = "__npseq__"
@@ -41,7 +46,7 @@ CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUC
                                          MinLSTM, Seq2Seq)}
 
 
-def _config(module, where="model") -> dict:
+def _config(module: Any, where: str = "model") -> dict:
     """Class name and constructor arguments, read back from the module's attributes.
 
     An argument is read from the attribute of its name, or from the attribute that the
@@ -62,7 +67,7 @@ def _config(module, where="model") -> dict:
         if arg == "dtype":
             value = module.dtype.name
         elif arg == "kind":  # a cell of the user's: saved by name, given again to load()
-            value = module.kind.name
+            value = module.kind.name  # type: ignore[union-attr]
         elif hasattr(module, renamed.get(arg, arg)):
             value = getattr(module, renamed.get(arg, arg))
         else:
@@ -77,7 +82,7 @@ def _config(module, where="model") -> dict:
     return {"class": name, "args": args}
 
 
-def save(path, model):
+def save(path: PathLike, model: Module) -> None:
     """Save a model's weights and configuration to one ``.npz`` file.
 
     Parameters
@@ -148,7 +153,7 @@ def _build(config, where, kinds):
         raise ValueError(f"{where}: cannot rebuild {name} from {args!r}: {err}") from None
 
 
-def load(path, kinds=()):
+def load(path: PathLike, kinds: Union[CellKind, Iterable[CellKind]] = ()) -> Module:
     """Rebuild a model saved by :func:`save` and copy its weights in.
 
     Parameters
@@ -208,7 +213,7 @@ def load(path, kinds=()):
     return model
 
 
-def _kinds_by_name(kinds) -> dict:
+def _kinds_by_name(kinds: Any) -> dict:
     """``kinds`` (a CellKind or an iterable of them) as ``{name: kind}``."""
     if isinstance(kinds, CellKind):
         kinds = (kinds,)

@@ -16,6 +16,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from npseq import grad_mode
+from npseq._typing import (ArrayLike, DTypeLike, FloatArray, Seed, State, StateLike,
+                           ZoneoutLike)
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
                                check_probability, check_shape, make_rng, warn)
 from npseq.cells import rnn, variants
@@ -29,7 +31,7 @@ from npseq.stack import StackRecord, dropout_mask, stack_backward, stack_forward
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
 
 
-def zoneout_rates(zoneout, num_states: int) -> tuple:
+def zoneout_rates(zoneout: ZoneoutLike, num_states: int) -> tuple:
     """The ``zoneout=`` argument of a layer or cell (a rate, or one per state) -> a tuple of
     ``num_states`` rates in [0, 1), checked."""
     n = num_states
@@ -44,7 +46,7 @@ def zoneout_rates(zoneout, num_states: int) -> tuple:
 class LayerRecord(NamedTuple):
     """What one forward call of a layer leaves for its backward."""
 
-    stack: StackRecord
+    stack: Optional[StackRecord]  # None inside no_grad() (then it is not kept)
     shape_out: tuple  # shape of ``out`` as returned to the caller
     batch: int
     unbatched: bool
@@ -62,10 +64,12 @@ class RNNBase(Module):
 
     kind: CellKind
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
-                 *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
-                 recurrent_dropout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, dtype: DTypeLike = np.float64,
+                 seed: Seed = None, *, checkpoint_every: Optional[int] = None,
+                 weight_dropout: float = 0.0, zoneout: ZoneoutLike = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
         super().__init__(check_dtype(dtype))
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
@@ -120,7 +124,7 @@ class RNNBase(Module):
         return self._checkpoint_every
 
     @checkpoint_every.setter
-    def checkpoint_every(self, k):
+    def checkpoint_every(self, k: Optional[int]) -> None:
         self._checkpoint_every = None if k is None else check_int("checkpoint_every", k,
                                                                   minimum=1)
 
@@ -153,13 +157,13 @@ class RNNBase(Module):
         return self._keep_dropout_masks
 
     @keep_dropout_masks.setter
-    def keep_dropout_masks(self, keep):
+    def keep_dropout_masks(self, keep: bool) -> None:
         self._keep_dropout_masks = check_bool("keep_dropout_masks", keep)
 
-    def reset_dropout_mask(self):
+    def reset_dropout_mask(self) -> "RNNBase":
         """Forget the kept masks (:attr:`keep_dropout_masks`); returns self."""
-        self.recurrent_masks = None  # [layer][direction] (B, H_out), or None
-        self.weight_masks = None  # [layer][direction] (G*H, H_out), or None
+        self.recurrent_masks: Optional[list] = None  # [layer][direction] (B, H_out), or None
+        self.weight_masks: Optional[list] = None  # [layer][direction] (G*H, H_out), or None
         return self
 
     def kept_masks(self, batch: int) -> dict:
@@ -216,10 +220,12 @@ class RNNBase(Module):
                 f"dtype={self.dtype.name})")
 
     # -- forward ---------------------------------------------------------------------------
-    def __call__(self, x, state=None, lengths=None, *, capture=None):
+    def __call__(self, x: ArrayLike, state: StateLike = None, lengths: Optional[ArrayLike] = None,
+                 *, capture: Optional[dict] = None) -> tuple[FloatArray, State]:
         return self.forward(x, state, lengths, capture=capture)
 
-    def forward(self, x, state=None, lengths=None, *, capture=None):
+    def forward(self, x: ArrayLike, state: StateLike = None, lengths: Optional[ArrayLike] = None,
+                *, capture: Optional[dict] = None) -> tuple[FloatArray, State]:
         """Run the stacked layers over a sequence.
 
         Parameters
@@ -265,7 +271,8 @@ class RNNBase(Module):
         return out, self.carries_to_state(finals, unbatched)
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, dout, dstate=None, *, trace=None):
+    def backward(self, dout: Optional[ArrayLike], dstate: StateLike = None, *,
+                 trace: Optional[dict] = None) -> tuple[FloatArray, State]:
         """Backward of the latest forward call (outside ``no_grad()``), once.
 
         Parameters
@@ -314,7 +321,7 @@ class RNNBase(Module):
         dx = from_time_major(dx, self.batch_first, record.unbatched)
         return dx, self.carries_to_state(dcarries, record.unbatched)
 
-    def check_dstate(self, dstate) -> tuple:
+    def check_dstate(self, dstate: StateLike) -> tuple:
         """Check a final-state gradient against the pending forward record, as
         :meth:`backward` does; returns it as the core's carries (zeros where None).
 
@@ -324,7 +331,7 @@ class RNNBase(Module):
         return self.state_to_carries(dstate, record.batch, record.unbatched, argname="dstate")
 
     # -- the public state and the core's carries -------------------------------------------
-    def state_to_carries(self, state, batch: int, unbatched: bool = False,
+    def state_to_carries(self, state: StateLike, batch: int, unbatched: bool = False,
                          argname: str = "state") -> tuple:
         """A public state (``h`` or ``(h, c)``, or their gradients) -> the core's carries,
         each ``(num_layers * num_directions, batch, .)``, checked and cast; None gives
@@ -341,7 +348,7 @@ class RNNBase(Module):
                                   dtype=self.dtype, owner=type(self).__name__,
                                   unbatched=unbatched)
 
-    def carries_to_state(self, carries: tuple, unbatched: bool = False):
+    def carries_to_state(self, carries: tuple, unbatched: bool = False) -> State:
         """The core's carries -> the public state: ``h`` or ``(h, c)``, without the batch
         axis for unbatched input."""
         return state_from_carries(carries, unbatched)
@@ -397,10 +404,12 @@ class RNN(RNNBase):
     >>> dx, dh0 = m.backward(np.ones_like(out))
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
-                 recurrent_dropout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *,
+                 checkpoint_every: Optional[int] = None, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0, recurrent_dropout: float = 0.0) -> None:
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         self.kind = rnn.RNN_TANH if nonlinearity == "tanh" else rnn.RNN_RELU
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -428,11 +437,13 @@ class LSTM(RNNBase):
     ``dx, (dh0, dc0) = m.backward(dout, (dh_n, dc_n))``.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float64, seed=None,
-                 *, layer_norm=False, peephole=False, activation="tanh",
-                 recurrent_activation="sigmoid", checkpoint_every=None, weight_dropout=0.0,
-                 zoneout=0.0, recurrent_dropout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, dtype: DTypeLike = np.float64,
+                 seed: Seed = None, *, layer_norm: bool = False, peephole: bool = False,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 checkpoint_every: Optional[int] = None, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0, recurrent_dropout: float = 0.0) -> None:
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
         self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation
@@ -453,11 +464,13 @@ class GRU(RNNBase):
     ``out, h_n = m(x, h0)``; ``dx, dh0 = m.backward(dout, dh_n)``.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 reset_after=True, activation="tanh", recurrent_activation="sigmoid",
-                 checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
-                 recurrent_dropout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, reset_after: bool = True, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", checkpoint_every: Optional[int] = None,
+                 weight_dropout: float = 0.0, zoneout: ZoneoutLike = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
         self.kind = variants.gru_kind(reset_after, activation, recurrent_activation)
         self.reset_after = bool(reset_after)  # checked by gru_kind
         self.activation, self.recurrent_activation = activation, recurrent_activation

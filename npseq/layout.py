@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, DTypeLike, State, StateLike
 from npseq._validation import as_array, check_lengths, check_shape
 
 __all__ = ["to_time_major", "from_time_major", "sequence_input", "carries_from_state",
@@ -34,7 +35,8 @@ def from_time_major(y: np.ndarray, batch_first: bool, unbatched: bool) -> np.nda
     return y.transpose(1, 0, 2) if batch_first else y
 
 
-def sequence_input(x, dtype, input_size: int, batch_first: bool, name: str = "x"):
+def sequence_input(x: ArrayLike, dtype: DTypeLike, input_size: int, batch_first: bool,
+                   name: str = "x") -> tuple[np.ndarray, bool]:
     """A layer's input, checked and cast: ``(x as (T, B, D), unbatched)``.
 
     Raises
@@ -57,8 +59,9 @@ def sequence_input(x, dtype, input_size: int, batch_first: bool, name: str = "x"
     return xb, unbatched
 
 
-def carries_from_state(argname: str, state, *, labels: tuple, shapes: tuple, what: tuple,
-                       dtype, owner: str, unbatched: bool, allow_none: bool = True) -> tuple:
+def carries_from_state(argname: str, state: StateLike, *, labels: tuple, shapes: tuple,
+                       what: tuple, dtype: DTypeLike, owner: str, unbatched: bool,
+                       allow_none: bool = True) -> tuple:
     """A public state (an array, or a tuple of two) -> the carry tuple, checked and cast.
 
     Parameters
@@ -105,7 +108,7 @@ def carries_from_state(argname: str, state, *, labels: tuple, shapes: tuple, wha
     return tuple(carries)
 
 
-def state_from_carries(carries: tuple, unbatched: bool):
+def state_from_carries(carries: tuple, unbatched: bool) -> State:
     """The carry tuple -> the public state: its batch axis dropped for unbatched input, and
     one array (``h``) rather than a tuple of one."""
     if unbatched:
@@ -113,7 +116,8 @@ def state_from_carries(carries: tuple, unbatched: bool):
     return carries if len(carries) == 2 else carries[0]
 
 
-def lengths_mask(lengths, T: int, B: int, unbatched: bool = False) -> Optional[np.ndarray]:
+def lengths_mask(lengths: Optional[ArrayLike], T: int, B: int,
+                 unbatched: bool = False) -> Optional[np.ndarray]:
     """``lengths`` -> a bool mask ``(T, B, 1)``, true at real steps; None when every
     sequence has all ``T`` steps (or ``lengths`` is None)."""
     if lengths is None:

@@ -15,9 +15,11 @@ correctly rounded result, so underflow is not reported.
 from __future__ import annotations
 
 import numbers
+from typing import Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, FloatArray
 from npseq._validation import as_array, check_bool, check_choice, check_lengths, check_shape
 from npseq.activations import sigmoid
 from npseq.ctc import ctc_loss
@@ -28,7 +30,7 @@ __all__ = ["softmax", "log_softmax", "cross_entropy", "mse_loss", "bce_with_logi
 _REDUCTIONS = ("mean", "sum")
 
 
-def _float_array(name, value):
+def _float_array(name: str, value: ArrayLike) -> np.ndarray:
     """A real array as float: float32 stays float32, anything else becomes float64."""
     is32 = isinstance(value, np.ndarray) and value.dtype == np.float32
     return as_array(name, value, np.float32 if is32 else np.float64)
@@ -42,7 +44,7 @@ def _check_axis(axis, ndim):
                          f"got {axis}")
 
 
-def log_softmax(logits, axis=-1):
+def log_softmax(logits: ArrayLike, axis: int = -1) -> FloatArray:
     """``log softmax(z)`` along ``axis``, stable for any finite ``z``.
 
     Notes
@@ -61,7 +63,7 @@ def log_softmax(logits, axis=-1):
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def softmax(logits, axis=-1):
+def softmax(logits: ArrayLike, axis: int = -1) -> FloatArray:
     """``softmax(z)_k = exp(z_k) / sum_j exp(z_j)`` along ``axis``, as ``exp(log_softmax)``."""
     with np.errstate(under="ignore"):
         return np.exp(log_softmax(logits, axis))
@@ -82,7 +84,9 @@ def _reduce(losses, weight, reduction):
     return total / count, weight / weight.dtype.type(count)
 
 
-def cross_entropy(logits, target, ignore_index=-100, mask=None, reduction="mean"):
+def cross_entropy(logits: ArrayLike, target: ArrayLike, ignore_index: int = -100,
+                  mask: Optional[ArrayLike] = None, reduction: str = "mean"
+                  ) -> tuple[float, FloatArray]:
     """Softmax cross-entropy over the last axis, as ``torch.nn.functional.cross_entropy``.
 
     Parameters
@@ -151,7 +155,8 @@ def cross_entropy(logits, target, ignore_index=-100, mask=None, reduction="mean"
     return loss, dz
 
 
-def mse_loss(pred, target, reduction="mean"):
+def mse_loss(pred: ArrayLike, target: ArrayLike, reduction: str = "mean"
+             ) -> tuple[float, FloatArray]:
     """Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     Parameters
@@ -181,7 +186,8 @@ def mse_loss(pred, target, reduction="mean"):
     return loss, 2 * diff * w
 
 
-def bce_with_logits(logits, target, reduction="mean"):
+def bce_with_logits(logits: ArrayLike, target: ArrayLike, reduction: str = "mean"
+                    ) -> tuple[float, FloatArray]:
     """Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     Parameters
@@ -236,7 +242,8 @@ def _sequence_and_weights(name, h, lengths, batch_first):
 
 def _check_scale(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not (np.isfinite(value) and value >= 0):
+            or not (np.isfinite(value)  # type: ignore[call-overload]
+                    and value >= 0):  # type: ignore[operator]
         raise (TypeError if not isinstance(value, numbers.Real) or isinstance(
             value, (bool, np.bool_)) else ValueError)(
             f"{name}: expected a finite number >= 0, got {value!r}")
@@ -249,7 +256,8 @@ def _back_to_layout(dseq, unbatched, batch_first):
     return dseq.transpose(1, 0, 2) if batch_first else dseq
 
 
-def ar_loss(h, alpha=2.0, lengths=None, batch_first=False, reduction="mean"):
+def ar_loss(h: ArrayLike, alpha: float = 2.0, lengths: Optional[ArrayLike] = None,
+            batch_first: bool = False, reduction: str = "mean") -> tuple[float, FloatArray]:
     """Activation regularisation, AR (Merity et al. 2017): ``alpha`` times the mean square of
     the outputs.
 
@@ -290,7 +298,8 @@ def ar_loss(h, alpha=2.0, lengths=None, batch_first=False, reduction="mean"):
     return alpha * loss, _back_to_layout(dseq, unbatched, batch_first)
 
 
-def tar_loss(h, beta=1.0, lengths=None, batch_first=False, reduction="mean"):
+def tar_loss(h: ArrayLike, beta: float = 1.0, lengths: Optional[ArrayLike] = None,
+             batch_first: bool = False, reduction: str = "mean") -> tuple[float, FloatArray]:
     """Temporal activation regularisation, TAR (Merity et al. 2017): ``beta`` times the mean
     square of the change of the outputs from one step to the next.
 

@@ -17,11 +17,13 @@ Its ``params`` and ``grads`` are flat dicts keyed ``"<index>.<name>"`` (as PyTor
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Optional, cast
 
 import numpy as np
 
 from npseq import grad_mode
+from npseq._typing import ArrayLike, FloatArray, State, StateLike
 from npseq._validation import as_array, check_bool, check_lengths, check_shape
 from npseq.layers import RNNBase
 from npseq.layout import from_time_major, to_time_major
@@ -70,16 +72,18 @@ class LastStep(Module):
 
     uses_lengths = True  # Sequential passes ``lengths`` and ``batch_first`` to it
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(np.float64)  # no parameters; outputs keep the input's dtype
 
     def __repr__(self):
         return "LastStep()"
 
-    def __call__(self, out, lengths=None, batch_first=False):
+    def __call__(self, out: ArrayLike, lengths: Optional[ArrayLike] = None,
+                 batch_first: bool = False) -> FloatArray:
         return self.forward(out, lengths, batch_first)
 
-    def forward(self, out, lengths=None, batch_first=False):
+    def forward(self, out: ArrayLike, lengths: Optional[ArrayLike] = None,
+                batch_first: bool = False) -> FloatArray:
         """Take the output at each sequence's last valid step.
 
         Parameters
@@ -110,7 +114,7 @@ class LastStep(Module):
         self._push(LastStepCache(last, out.shape, batch_first, out.dtype))  # not in no_grad()
         return y[0] if unbatched else y
 
-    def backward(self, dy):
+    def backward(self, dy: Optional[ArrayLike]) -> Optional[FloatArray]:
         """Scatter ``dy`` back to the steps :meth:`forward` took; zero elsewhere.
 
         Returns ``dout`` shaped like ``out`` (None when ``dy`` is None).
@@ -174,7 +178,7 @@ class Sequential(Module):
     ['0.bias_hh_l0', '0.bias_ih_l0']
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         layers = [i for i, m in enumerate(modules) if isinstance(m, RNNBase)]
         if len(layers) != 1:
             raise ValueError(f"modules: expected exactly one recurrent layer (npseq.RNN, "
@@ -185,9 +189,9 @@ class Sequential(Module):
                 raise TypeError(f"modules[{i}]: expected an npseq module with forward and "
                                 f"backward (Linear, Embedding, LastStep, ...), got "
                                 f"{type(m).__name__}")
-        self.modules = list(modules)
+        self.modules: list[Any] = list(modules)
         self.index = layers[0]
-        self.rnn = modules[self.index]
+        self.rnn = cast(RNNBase, modules[self.index])
         super().__init__(self.rnn.dtype)
         for i, m in enumerate(modules):
             if m.params and m.dtype != self.dtype:
@@ -204,20 +208,20 @@ class Sequential(Module):
         has a time axis)."""
         return self.rnn.batch_first
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return self.modules[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self.modules)
 
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {m!r}" for i, m in enumerate(self.modules))
         return f"Sequential({inner}\n)"
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Sequential:
         """Set training mode on every sub-module (dropout active); returns self."""
         super().train(mode)
         for m in self.modules:
@@ -229,16 +233,18 @@ class Sequential(Module):
         """Forward records waiting for a backward (those of the recurrent layer)."""
         return self.rnn.pending_records
 
-    def clear_records(self):
+    def clear_records(self) -> Sequential:
         """Drop the pending forward records of every module; returns self."""
         for m in self.modules:
             m.clear_records()
         return self
 
-    def __call__(self, x, state=None, lengths=None):
+    def __call__(self, x: ArrayLike, state: StateLike = None,
+                 lengths: Optional[ArrayLike] = None) -> tuple[FloatArray, State]:
         return self.forward(x, state, lengths)
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x: ArrayLike, state: StateLike = None,
+                lengths: Optional[ArrayLike] = None) -> tuple[FloatArray, State]:
         """Run the modules in order.
 
         Parameters
@@ -266,7 +272,8 @@ class Sequential(Module):
                 y = m(y)
         return y, state
 
-    def backward(self, dy, dstate=None):
+    def backward(self, dy: Optional[ArrayLike], dstate: StateLike = None
+                 ) -> tuple[Optional[FloatArray], State]:
         """Backward of the most recent forward call not yet paired with a backward.
 
         Parameters

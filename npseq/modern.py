@@ -11,12 +11,14 @@ backward. Derivations in ``docs/modern.md``.
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from npseq import grad_mode
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed, State, StateLike, ZoneoutLike
 from npseq._validation import as_array, check_bool, check_choice, check_shape
+from npseq.cells.base import CellKind
 from npseq.cells.indrnn import indrnn_kind
 from npseq.cells.minrnn import GATES, MINGRU, MINLSTM
 from npseq.layers import RNNBase
@@ -27,13 +29,13 @@ from npseq.scan import scan_stack_backward, scan_stack_forward
 __all__ = ["IndRNN", "MinGRU", "MinLSTM"]
 
 
-def _check_max_abs_u(value) -> Optional[float]:
+def _check_max_abs_u(value: Any) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"max_abs_u: expected None or a number > 0, got {value!r} "
                         f"({type(value).__name__})")
-    if not (np.isfinite(value) and value > 0):
+    if not (np.isfinite(value) and value > 0):  # type: ignore[call-overload, operator]
         raise ValueError(f"max_abs_u: expected None or a finite number > 0, got {value!r}")
     return float(value)
 
@@ -76,10 +78,12 @@ class IndRNN(RNNBase):
     >>> # after optimizer.step(): m.constrain()
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 nonlinearity="relu", max_abs_u=None, checkpoint_every=None, zoneout=0.0,
-                 recurrent_dropout=0.0):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, nonlinearity: str = "relu", max_abs_u: Optional[float] = None,
+                 checkpoint_every: Optional[int] = None, zoneout: ZoneoutLike = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
         self.max_abs_u = _check_max_abs_u(max_abs_u)
         self.kind = indrnn_kind(self.nonlinearity)
@@ -88,7 +92,7 @@ class IndRNN(RNNBase):
                          zoneout=zoneout, recurrent_dropout=recurrent_dropout)
         self.constrain()
 
-    def constrain(self):
+    def constrain(self) -> None:
         """Clip every ``u`` to ``[-max_abs_u, max_abs_u]`` in place (nothing without
         ``max_abs_u``): the paper's constraint, to call after each optimizer step."""
         if self.max_abs_u is None:
@@ -108,7 +112,7 @@ class IndRNN(RNNBase):
 class _ScanLayerRecord(NamedTuple):
     """What a forward by the scan (``parallel=True``) leaves for its backward."""
 
-    stack: object  # npseq.stack.StackRecord of npseq.scan.ScanRecord
+    stack: Any  # npseq.stack.StackRecord of npseq.scan.ScanRecord, None inside no_grad()
     shape_out: tuple
     batch: int
     unbatched: bool
@@ -117,9 +121,10 @@ class _ScanLayerRecord(NamedTuple):
 class _MinRNN(RNNBase):
     """What :class:`MinGRU` and :class:`MinLSTM` share: two paths, one set of equations."""
 
-    def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, parallel=True, checkpoint_every=None):
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, parallel: bool = True, checkpoint_every: Optional[int] = None) -> None:
         self.kind = kind
         self.parallel = parallel
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -132,10 +137,11 @@ class _MinRNN(RNNBase):
         return self._parallel
 
     @parallel.setter
-    def parallel(self, value):
+    def parallel(self, value: bool) -> None:
         self._parallel = check_bool("parallel", value)
 
-    def forward(self, x, state=None, lengths=None, *, capture=None):
+    def forward(self, x: ArrayLike, state: StateLike = None, lengths: Optional[ArrayLike] = None,
+                *, capture: Optional[dict] = None) -> tuple[FloatArray, State]:
         """As :meth:`npseq.GRU.forward`; by the scan with ``parallel=True``.
 
         ``capture`` (the step caches) and ``checkpoint_every`` belong to the sequential
@@ -163,7 +169,8 @@ class _MinRNN(RNNBase):
         self._push(_ScanLayerRecord(record, out.shape, B, unbatched))
         return out, self.carries_to_state((h_n,), unbatched)
 
-    def backward(self, dout, dstate=None, *, trace=None):
+    def backward(self, dout: Optional[ArrayLike], dstate: StateLike = None, *,
+                 trace: Optional[dict] = None) -> tuple[FloatArray, State]:
         """As :meth:`npseq.GRU.backward`, by the path its forward took (``trace`` too)."""
         record = self._peek()
         if not isinstance(record, _ScanLayerRecord):
@@ -218,9 +225,10 @@ class MinGRU(_MinRNN):
     Equations: :func:`npseq.cells.minrnn.mingru_gates`; derivations: ``docs/modern.md``.""" + \
         _MIN_DOC.replace("{G}", "2").replace("{order}", "(z, h~)")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 parallel=True, checkpoint_every=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, parallel: bool = True, checkpoint_every: Optional[int] = None) -> None:
         super().__init__(MINGRU, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, parallel=parallel,
                          checkpoint_every=checkpoint_every)
@@ -234,9 +242,10 @@ class MinLSTM(_MinRNN):
     Equations: :func:`npseq.cells.minrnn.minlstm_gates`; derivations: ``docs/modern.md``.""" + \
         _MIN_DOC.replace("{G}", "3").replace("{order}", "(f, i, h~)")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float64, seed=None, *,
-                 parallel=True, checkpoint_every=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, parallel: bool = True, checkpoint_every: Optional[int] = None) -> None:
         super().__init__(MINLSTM, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, parallel=parallel,
                          checkpoint_every=checkpoint_every)

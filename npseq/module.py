@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from npseq import grad_mode
 from npseq._validation import StateDictKeyError, as_array
 
 __all__ = ["Module", "UnpairedForwardWarning"]
+
+
+ModuleT = TypeVar("ModuleT", bound="Module")
 
 
 class UnpairedForwardWarning(UserWarning):
@@ -49,7 +54,7 @@ class Module:
         Training mode (dropout on); :meth:`eval` turns it off.
     """
 
-    def __init__(self, dtype):
+    def __init__(self, dtype: DTypeLike) -> None:
         self.dtype = np.dtype(dtype)
         self.params: dict = {}
         self.grads: dict = {}
@@ -60,22 +65,22 @@ class Module:
     #: Cells keep one record per call (last in, first out); other modules only the latest.
     keeps_stack = False
 
-    def _init_grads(self):
+    def _init_grads(self) -> None:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient to zero."""
         for g in self.grads.values():
             g.fill(0)
 
-    def train(self, mode=True):
+    def train(self: ModuleT, mode: bool = True) -> ModuleT:
         """Set training mode (dropout active); returns self."""
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"mode: expected True or False, got {mode!r}")
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self: ModuleT) -> ModuleT:
         """Set evaluation mode (no dropout); returns self."""
         return self.train(False)
 
@@ -83,7 +88,7 @@ class Module:
         """Copies of the parameters."""
         return {k: v.copy() for k, v in self.params.items()}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
         """Copy parameters in from a mapping of array-likes with exactly this module's keys.
 
         Every key and shape is checked before any parameter is written, and one error names
@@ -131,7 +136,7 @@ class Module:
         """How many forward records wait for a backward (0 or 1; any number for a cell)."""
         return len(self._records)
 
-    def clear_records(self):
+    def clear_records(self: ModuleT) -> ModuleT:
         """Drop every pending forward record (and free its memory); returns self.
 
         A backward afterwards fails until the next forward call outside ``no_grad()``.

@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed
 from npseq._validation import (as_array, check_bool, check_dtype, check_int, check_probability,
                                check_shape, make_rng, reject_packed_sequence)
 from npseq.module import Module
@@ -63,14 +64,15 @@ class Linear(Module):
     ((5, 4, 3), (2, 3))
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float64, seed=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None) -> None:
         super().__init__(check_dtype(dtype))
         self.in_features = check_int("in_features", in_features, minimum=1)
         self.out_features = check_int("out_features", out_features, minimum=1)
         self.bias = check_bool("bias", bias)
         rng = make_rng(seed)
         bound = 1.0 / np.sqrt(self.in_features)
-        shapes = {"weight": (self.out_features, self.in_features)}
+        shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_features, self.in_features)}
         if self.bias:
             shapes["bias"] = (self.out_features,)
         self.params = {k: rng.uniform(-bound, bound, size=s).astype(self.dtype)
@@ -81,10 +83,10 @@ class Linear(Module):
         return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "
                 f"dtype={self.dtype.name})")
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """``y = x W^T + b``.
 
         Parameters
@@ -105,7 +107,7 @@ class Linear(Module):
         self._push(LinearCache(x))  # nothing inside no_grad()
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: Optional[ArrayLike]) -> Optional[FloatArray]:
         """Backward of the most recent :meth:`forward` not yet paired with a backward.
 
         Parameters
@@ -199,8 +201,9 @@ class Embedding(Module):
     array([0., 1., 2., 0.])
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float64,
-                 seed=None, *, dropout=0.0):
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 padding_idx: Optional[int] = None, dtype: DTypeLike = np.float64,
+                 seed: Seed = None, *, dropout: float = 0.0) -> None:
         super().__init__(check_dtype(dtype))
         self.num_embeddings = check_int("num_embeddings", num_embeddings, minimum=1)
         self.embedding_dim = check_int("embedding_dim", embedding_dim, minimum=1)
@@ -223,10 +226,10 @@ class Embedding(Module):
         return (f"Embedding({self.num_embeddings}, {self.embedding_dim}{pad}, "
                 f"dtype={self.dtype.name})")
 
-    def __call__(self, idx):
+    def __call__(self, idx: ArrayLike) -> FloatArray:
         return self.forward(idx)
 
-    def forward(self, idx):
+    def forward(self, idx: ArrayLike) -> FloatArray:
         """``y = W[idx]``; in training mode with ``dropout > 0``, ``y = m[idx][..., None] * W[idx]``
         with a new word mask ``m`` (see the class Notes).
 
@@ -254,12 +257,13 @@ class Embedding(Module):
         row_scale = None
         if self.training and self.dropout > 0:
             kept = self.rng.random(self.num_embeddings) >= self.dropout  # (V,) P = 1 - p
-            row_scale = kept.astype(self.dtype) / self.dtype.type(1 - self.dropout)  # m (V,)
+            row_scale = kept.astype(self.dtype) / self.dtype.type(  # type: ignore[call-overload]
+                1 - self.dropout)  # m (V,)
             y *= row_scale[idx][..., None]  # y = m[idx] * W[idx]
         self._push(EmbeddingCache(idx, row_scale))  # nothing inside no_grad()
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: Optional[ArrayLike]) -> None:
         """Backward of the most recent :meth:`forward` not yet paired with a backward.
 
         Parameters
@@ -282,6 +286,6 @@ class Embedding(Module):
             dy = dy * row_scale[idx][..., None]  # through the word mask: m[idx_j] dy_j
         if self.padding_idx is not None:
             counted = idx != self.padding_idx
-            idx, dy = idx[counted], dy[counted]
+            idx, dy = idx[counted], dy[counted]  # type: ignore[index]
         np.add.at(self.grads["weight"], idx, dy)  # dW[idx_j] += dy_j, repeats summed
         return None

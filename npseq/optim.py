@@ -34,6 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from npseq._typing import ArrayLike, Params
 from npseq._validation import (StateDictKeyError, check_choice, check_int,
                                check_positive)
 
@@ -99,10 +100,10 @@ class Optimizer:
     weight_decay = 0.0
     decoupled_weight_decay = False
 
-    def __init__(self, params, grads, lr):
+    def __init__(self, params: Params, grads: Params, lr: float) -> None:
         self.params, self.grads = _check_params_grads(params, grads)
         self.lr = lr
-        self.state = {k: {} for k in self.params}
+        self.state: dict[str, dict] = {k: {} for k in self.params}
 
     @property
     def lr(self) -> float:
@@ -110,10 +111,10 @@ class Optimizer:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._lr = _check_number("lr", value)
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place from its current gradient."""
         for k, p in self.params.items():
             g = self.grads[k]
@@ -121,7 +122,7 @@ class Optimizer:
                 g = g + self.weight_decay * p  # L2 penalty: d/dp (weight_decay / 2) |p|^2
             self._update(p, g, self.state[k])
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient to zero (in place)."""
         for g in self.grads.values():
             g.fill(0)
@@ -163,8 +164,9 @@ class SGD(Optimizer):
         p = p - lr g
     """
 
-    def __init__(self, params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0):
+    def __init__(self, params: Params, grads: Params, lr: float, momentum: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, grads, lr)
         self.momentum = _check_number("momentum", momentum)
         self.dampening = _check_number("dampening", dampening)
@@ -211,7 +213,9 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
-    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Params, grads: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, grads, lr)
         self.betas = _check_betas(betas)
         self.eps = _check_number("eps", eps)
@@ -249,7 +253,9 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True  # the weights decay directly, not through the gradient
 
-    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: Params, grads: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(params, grads, lr, betas, eps, weight_decay)
 
 
@@ -281,8 +287,9 @@ class RMSprop(Optimizer):
         p  = p - lr g / d                          without
     """
 
-    def __init__(self, params, grads, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0,
-                 centered=False, weight_decay=0.0):
+    def __init__(self, params: Params, grads: Params, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, grads, lr)
         self.alpha = _check_number("alpha", alpha)
         self.eps = _check_number("eps", eps)
@@ -339,8 +346,9 @@ class Adagrad(Optimizer):
         p = p - lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
     """
 
-    def __init__(self, params, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10):
+    def __init__(self, params: Params, grads: Params, lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10) -> None:
         super().__init__(params, grads, lr)
         self.lr_decay = _check_number("lr_decay", lr_decay)
         self.weight_decay = _check_number("weight_decay", weight_decay)
@@ -359,7 +367,7 @@ class Adagrad(Optimizer):
         p -= clr * g / (np.sqrt(s) + self.eps)
 
 
-def clip_grad_norm(grads, max_norm, norm_type=2.0) -> float:
+def clip_grad_norm(grads: Params, max_norm: float, norm_type: float = 2.0) -> float:
     """Scale all gradients in place so that their global norm is at most ``max_norm``.
 
     As ``torch.nn.utils.clip_grad_norm_``.
@@ -437,7 +445,7 @@ class ParamVector:
         pv.set(res.x)
     """
 
-    def __init__(self, params, grads):
+    def __init__(self, params: Params, grads: Params) -> None:
         self.params, self.grads = _check_params_grads(params, grads)
         self.keys = list(self.params)
         sizes = [self.params[k].size for k in self.keys]
@@ -448,10 +456,10 @@ class ParamVector:
         """Length of the vector: the number of scalar parameters."""
         return int(self._bounds[-1])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
-    def _flat(self, arrays) -> np.ndarray:
+    def _flat(self, arrays: Params) -> np.ndarray:
         return np.concatenate([arrays[k].reshape(-1) for k in self.keys]).astype(np.float64)
 
     def get(self) -> np.ndarray:
@@ -462,7 +470,7 @@ class ParamVector:
         """A 1-D float64 copy of all gradients, in the same order as :meth:`get`."""
         return self._flat(self.grads)
 
-    def set(self, theta):
+    def set(self, theta: ArrayLike) -> None:
         """Write a vector from :meth:`get` (or an optimizer) into the live parameter arrays.
 
         Values are cast to each parameter's dtype; ``theta`` itself is not modified.
@@ -504,19 +512,19 @@ class LRScheduler:
     the current one.
     """
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = _check_optimizer(optimizer)
         self.base_lrs = [optimizer.lr]
         self.last_epoch = 0
         self._last_lr = [optimizer.lr]
 
-    def step(self):
+    def step(self) -> None:
         """Advance the schedule by one epoch (or step) and set the optimizer's rate."""
         self.last_epoch += 1
         self.optimizer.lr = self._next_lr(self.optimizer.lr)
         self._last_lr = [self.optimizer.lr]
 
-    def get_last_lr(self) -> list:
+    def get_last_lr(self) -> list[float]:
         """The learning rate set by the last :meth:`step`, as a list of one float (PyTorch
         returns one per parameter group; an npseq optimizer has one)."""
         return list(self._last_lr)
@@ -567,7 +575,7 @@ class StepLR(LRScheduler):
     [1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
         self.step_size = check_int("step_size", step_size, minimum=1)
         self.gamma = _check_number("gamma", gamma)
@@ -608,7 +616,7 @@ class CosineAnnealingLR(LRScheduler):
     optimizer rejects (a ``ValueError``; PyTorch would step with it).
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
         self.T_max = check_int("T_max", T_max, minimum=1)
         self.eta_min = _check_number("eta_min", eta_min)
@@ -664,8 +672,9 @@ class ReduceLROnPlateau(LRScheduler):
     A NaN metric never improves.
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8) -> None:
         super().__init__(optimizer)
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.factor = _check_number("factor", factor, 0.0, 1.0)
@@ -688,7 +697,7 @@ class ReduceLROnPlateau(LRScheduler):
             return a > self.best * (self.threshold + 1.0)
         return a > self.best + self.threshold
 
-    def step(self, metric):
+    def step(self, metric: float) -> None:  # type: ignore[override]
         """Count one epoch with the monitored ``metric`` (a number) and reduce the rate if it
         has not improved for more than ``patience`` epochs."""
         if isinstance(metric, (bool, np.bool_)) or not (

@@ -12,7 +12,9 @@ order, except a kind's parameters with an ``init`` of their own.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
+
+from numpy.typing import DTypeLike
 
 import numpy as np
 
@@ -34,7 +36,7 @@ def param_specs(kind: CellKind, input_size: int, hidden_size: int, bias: bool = 
     """
     G, H = kind.num_gates, hidden_size
     H_out = proj_size or hidden_size
-    specs = {}
+    specs: dict[str, tuple[Any, Any]] = {}
     if kind.has_weight_ih:
         specs["weight_ih"] = ((G * H, input_size), None)
     if kind.has_weight_hh:
@@ -67,7 +69,8 @@ def stack_param_specs(kind: CellKind, input_size: int, hidden_size: int, num_lay
     return specs
 
 
-def init_params(rng: np.random.Generator, specs: dict, hidden_size: int, dtype) -> dict:
+def init_params(rng: np.random.Generator, specs: dict, hidden_size: int,
+                dtype: DTypeLike) -> dict:
     """Initial values of :func:`param_specs`: U(-1/sqrt(H), 1/sqrt(H)) in key order, except
     where a spec has its own ``init`` (a constant draws nothing from ``rng``)."""
     bound = 1.0 / np.sqrt(hidden_size)

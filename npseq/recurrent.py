@@ -13,10 +13,13 @@ and these classes give it everything the built-in cells have: stacking, both dir
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
+from npseq._typing import DTypeLike, Seed, ZoneoutLike
 from npseq.cell import RNNCellBase
-from npseq.cells.base import check_kind
+from npseq.cells.base import CellKind, check_kind
 from npseq.layers import RNNBase
 
 __all__ = ["Recurrent", "RecurrentCell"]
@@ -55,10 +58,11 @@ class Recurrent(RNNBase):
     >>> dx, dh0 = m.backward(np.ones_like(out))
     """
 
-    def __init__(self, kind, input_size, hidden_size, num_layers=1, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64,
-                 seed=None, *, checkpoint_every=None, weight_dropout=0.0, zoneout=0.0,
-                 recurrent_dropout=0.0):
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, checkpoint_every: Optional[int] = None, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0, recurrent_dropout: float = 0.0) -> None:
         self.kind = check_kind(kind)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every,
@@ -72,17 +76,19 @@ class Recurrent(RNNBase):
 class RecurrentCell(RNNCellBase):
     """One step of any :class:`~npseq.cells.base.CellKind`, as :class:`npseq.RNNCell`.
 
+    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
+
     Parameters
     ----------
     kind : CellKind
     input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
     recurrent_dropout, weight_dropout, zoneout : keyword only, as :class:`npseq.RNNCell`
-
-    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
     """
 
-    def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None,
-                 *, recurrent_dropout=0.0, weight_dropout=0.0, zoneout=0.0):
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float64, seed: Seed = None, *,
+                 recurrent_dropout: float = 0.0, weight_dropout: float = 0.0,
+                 zoneout: ZoneoutLike = 0.0) -> None:
         self.kind = check_kind(kind)
         super().__init__(input_size, hidden_size, bias, dtype, seed,
                          recurrent_dropout=recurrent_dropout, weight_dropout=weight_dropout,

@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from npseq._typing import ArrayLike, StateLike
 from npseq._validation import as_array, check_shape
 from npseq.cells.base import input_projection
 from npseq.layers import RNNBase
@@ -84,7 +85,8 @@ def _immediate(dgx, dgh, x_t, h_prev, names):
     return np.concatenate([blocks[name]().reshape(B, S, -1) for name in names], axis=-1)
 
 
-def rtrl_gradients(module, x, dout, dstate=None, state=None) -> RTRLResult:
+def rtrl_gradients(module: RNNBase, x: ArrayLike, dout: ArrayLike, dstate: StateLike = None,
+                   state: StateLike = None) -> RTRLResult:
     """Gradients of ``L = <out, dout> + <state_n, dstate>`` by real-time recurrent learning.
 
     The result equals the BPTT gradients that ``module(x, state)`` followed by

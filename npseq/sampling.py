@@ -8,15 +8,20 @@
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Optional
 
+import numpy as np
+from numpy.typing import NDArray
+
+from npseq._typing import ArrayLike, FloatArray, Seed
 from npseq._validation import as_array, check_int, check_positive, make_rng
 from npseq.losses import softmax
 
 __all__ = ["sample", "probabilities"]
 
 
-def probabilities(logits, temperature=1.0, top_k=None):
+def probabilities(logits: ArrayLike, temperature: float = 1.0,
+                  top_k: Optional[int] = None) -> FloatArray:
     """The distribution :func:`sample` draws from: ``softmax(logits / temperature)`` over the
     ``top_k`` largest logits.
 
@@ -70,7 +75,8 @@ def probabilities(logits, temperature=1.0, top_k=None):
     return softmax(scaled)
 
 
-def sample(logits, temperature=1.0, top_k=None, rng=None):
+def sample(logits: ArrayLike, temperature: float = 1.0, top_k: Optional[int] = None,
+           rng: Seed = None) -> NDArray[np.int64]:
     """Draw one token id per row of ``logits`` from :func:`probabilities`.
 
     Parameters

@@ -29,7 +29,7 @@ carry, and in the backward its gradient, pass from chunk to chunk.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -92,7 +92,8 @@ def linear_scan(a: np.ndarray, b: np.ndarray, h0: np.ndarray,
 
 
 def linear_scan_backward(dh: np.ndarray, dh_last: np.ndarray, a: np.ndarray, h: np.ndarray,
-                         h0: np.ndarray, block: Optional[int] = None):
+                         h0: np.ndarray, block: Optional[int] = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward of :func:`linear_scan`.
 
     Parameters
@@ -155,15 +156,16 @@ def chunk_steps(B: int) -> int:
     return max(1, -(-_CHUNK_ROWS // B))
 
 
-def _visit_order(arr, reverse: bool):
+def _visit_order(arr: Optional[np.ndarray], reverse: bool) -> Any:
     """``arr`` (T, ...) in the order a direction visits the steps (a view); None stays."""
     return arr[::-1] if reverse and arr is not None else arr
 
 
-def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
+def scan_sequence_forward(gates_forward: Callable, x: np.ndarray, h0: np.ndarray, p: dict,
                           mask: Optional[np.ndarray] = None, reverse: bool = False,
                           keep: bool = True, block: Optional[int] = None,
-                          chunk: Optional[int] = None):
+                          chunk: Optional[int] = None
+                          ) -> tuple[np.ndarray, np.ndarray, Optional[ScanRecord]]:
     """One layer and direction of a recurrence ``h = a(x) * h_prev + b(x)``, by the scan.
 
     The same result as :func:`npseq.bptt.sequence_forward` with the kind whose step is
@@ -229,8 +231,9 @@ def scan_sequence_forward(gates_forward, x: np.ndarray, h0: np.ndarray, p: dict,
     return out, h_start.copy(), record
 
 
-def scan_sequence_backward(gates_backward, dout: np.ndarray, dh_n: np.ndarray,
-                           record: ScanRecord, p: dict, block: Optional[int] = None):
+def scan_sequence_backward(gates_backward: Callable, dout: np.ndarray, dh_n: np.ndarray,
+                           record: ScanRecord, p: dict, block: Optional[int] = None
+                           ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     """Backward of :func:`scan_sequence_forward`.
 
     Parameters
@@ -270,6 +273,7 @@ def scan_sequence_backward(gates_backward, dout: np.ndarray, dh_n: np.ndarray,
     dx = np.empty(x.shape, dtype=dout.dtype)  # (T, B, D)
     dh = np.empty(dout.shape, dtype=dout.dtype)  # (T, B, H)
     dxv, dhv = _visit_order(dx, reverse), _visit_order(dh, reverse)
+    grads: dict[str, np.ndarray]
     grads, dcarry = {}, dh_n
     for j in reversed(range(len(chunks))):
         sl = slice(j * C, min((j + 1) * C, T))
@@ -288,10 +292,11 @@ def scan_sequence_backward(gates_backward, dout: np.ndarray, dh_n: np.ndarray,
 
 
 # -- a stack of layers, each in one or two directions: as npseq.stack, by the scan ----------
-def scan_stack_forward(gates_forward, layers: list, x: np.ndarray, h0: np.ndarray,
+def scan_stack_forward(gates_forward: Callable, layers: list, x: np.ndarray, h0: np.ndarray,
                        mask: Optional[np.ndarray] = None, *, dropout: float = 0.0,
                        rng: Optional[np.random.Generator] = None, keep: bool = True,
-                       block: Optional[int] = None):
+                       block: Optional[int] = None
+                       ) -> tuple[np.ndarray, np.ndarray, Optional[StackRecord]]:
     """:func:`npseq.stack.stack_forward` for a recurrence linear in ``h``, by the scan.
 
     Same arguments and results (``h0`` is the one carry, ``(L*D, B, H)``; ``finals`` is
@@ -315,16 +320,17 @@ def scan_stack_forward(gates_forward, layers: list, x: np.ndarray, h0: np.ndarra
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if dropout > 0 and layer < len(layers) - 1:
-            drop = dropout_mask(rng, layer_out.shape, dropout, layer_out.dtype)
+            drop = dropout_mask(rng, layer_out.shape, dropout,  # type: ignore[arg-type]
+                                layer_out.dtype)
             layer_out = layer_out * drop
         dropout_masks.append(drop)
         layer_input = layer_out
     return layer_input, np.stack(finals), StackRecord(records, dropout_masks) if keep else None
 
 
-def scan_stack_backward(gates_backward, layers: list, record, dout: np.ndarray,
-                        dh_n: np.ndarray, *, trace: Optional[dict] = None,
-                        block: Optional[int] = None):
+def scan_stack_backward(gates_backward: Callable, layers: list, record: StackRecord,
+                        dout: np.ndarray, dh_n: np.ndarray, *, trace: Optional[dict] = None,
+                        block: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Backward of :func:`scan_stack_forward`, as :func:`npseq.stack.stack_backward`.
 
     Returns ``dx (T, B, D)``, ``dh0 (L*D, B, H)`` and ``grads[layer][direction]``; fills
@@ -333,12 +339,12 @@ def scan_stack_backward(gates_backward, layers: list, record, dout: np.ndarray,
     num_directions = len(layers[0])
     H = dout.shape[-1] // num_directions
     dh0 = np.empty_like(dh_n)
-    grads = [[None] * num_directions for _ in layers]
+    grads: list = [[None] * num_directions for _ in layers]
     dlayer_out = dout
     for layer in reversed(range(len(layers))):
         if record.dropout_masks[layer] is not None:
             dlayer_out = dlayer_out * record.dropout_masks[layer]
-        dlayer_in = None
+        dlayer_in: Any = None
         for direction, p in enumerate(layers[layer]):
             idx = layer * num_directions + direction
             dx, dh0[idx], grads[layer][direction], dh = scan_sequence_backward(

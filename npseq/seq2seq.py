@@ -26,11 +26,12 @@ The backward is derived in ``docs/attention.md``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
 from npseq import grad_mode
+from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed
 from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
                                check_lengths, check_shape, make_rng)
 from npseq.attention import AdditiveAttention, MultiplicativeAttention, key_mask
@@ -157,10 +158,16 @@ class Seq2Seq(Module):
     #: constructor arguments kept under another attribute name (read by npseq.save)
     CONFIG_ATTRIBUTES = {"attention": "attention_kind"}
 
-    def __init__(self, src_vocab_size, tgt_vocab_size, embedding_dim, hidden_size, *,
-                 cell="lstm", bidirectional=True, encoder_hidden_size=None,
-                 attention="general", attention_size=None, pad_index=0, bos_index=1,
-                 eos_index=2, dtype=np.float64, seed=None):
+    pad_index: int  # set in __init__ with bos_index and eos_index, each checked
+    bos_index: int
+    eos_index: int
+    attention: Union[AdditiveAttention, MultiplicativeAttention]
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embedding_dim: int,
+                 hidden_size: int, *, cell: str = "lstm", bidirectional: bool = True,
+                 encoder_hidden_size: Optional[int] = None, attention: str = "general",
+                 attention_size: Optional[int] = None, pad_index: int = 0, bos_index: int = 1,
+                 eos_index: int = 2, dtype: DTypeLike = np.float64, seed: Seed = None) -> None:
         super().__init__(check_dtype(dtype))
         self.src_vocab_size = check_int("src_vocab_size", src_vocab_size, minimum=1)
         self.tgt_vocab_size = check_int("tgt_vocab_size", tgt_vocab_size, minimum=1)
@@ -206,7 +213,7 @@ class Seq2Seq(Module):
         self.params = {f"{n}.{k}": v for n, m in self.named_modules() for k, v in m.params.items()}
         self.grads = {f"{n}.{k}": v for n, m in self.named_modules() for k, v in m.grads.items()}
 
-    def named_modules(self):
+    def named_modules(self) -> list[tuple[str, Module]]:
         """``[(name, sub-module)]`` in the order of the forward pass."""
         return [(n, getattr(self, n)) for n in ("src_embedding", "encoder", "bridge",
                                                 "tgt_embedding", "decoder", "attention",
@@ -216,24 +223,26 @@ class Seq2Seq(Module):
         inner = "".join(f"\n  ({n}): {m!r}" for n, m in self.named_modules())
         return f"Seq2Seq({inner}\n)"
 
-    def clear_records(self):
+    def clear_records(self) -> Seq2Seq:
         """Drop the pending forward record and those of every sub-module; returns self."""
         super().clear_records()
         for _, m in self.named_modules():
             m.clear_records()
         return self
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Seq2Seq:
         super().train(mode)
         for _, m in self.named_modules():
             m.train(mode)
         return self
 
     # -- forward: teacher forcing --------------------------------------------------------------
-    def __call__(self, src, src_lengths, tgt_in):
+    def __call__(self, src: ArrayLike, src_lengths: Optional[ArrayLike],
+                 tgt_in: ArrayLike) -> FloatArray:
         return self.forward(src, src_lengths, tgt_in)
 
-    def forward(self, src, src_lengths, tgt_in):
+    def forward(self, src: ArrayLike, src_lengths: Optional[ArrayLike],
+                tgt_in: ArrayLike) -> FloatArray:
         """Logits of every target step, the decoder reading the true previous tokens.
 
         Parameters
@@ -279,7 +288,8 @@ class Seq2Seq(Module):
         out, state_n = self.encoder(x, lengths=src_lengths)  # (S, B, Dk)
         h_n = state_n[0] if self.cell == "lstm" else state_n  # (D, B, He)
         S, B = src.shape
-        h_cat = h_n.transpose(1, 0, 2).reshape(B, self.key_size)  # (B, D*He) [fwd, bwd]
+        h_cat = h_n.transpose(  # type: ignore[union-attr]
+            1, 0, 2).reshape(B, self.key_size)  # (B, D*He) [fwd, bwd]
         s0 = np.tanh(self.bridge(h_cat))  # (B, H)
         state = (s0, np.zeros_like(s0)) if self.cell == "lstm" else s0
         K = out.transpose(1, 0, 2)  # (B, S, Dk): keys and values
@@ -296,7 +306,7 @@ class Seq2Seq(Module):
         return state, h_tilde, w, _StepCache(z, h_tilde, att_cache)
 
     # -- backward through time -----------------------------------------------------------------
-    def backward(self, dlogits):
+    def backward(self, dlogits: ArrayLike) -> None:
         """Backward of the most recent :meth:`forward` not yet paired with a backward.
 
         Parameters
@@ -326,7 +336,7 @@ class Seq2Seq(Module):
         datt = {k: np.zeros_like(v) for k, v in self.attention.params.items()}
         for t in reversed(range(T)):
             z, h_tilde, att_cache = rec.steps[t]
-            dh_tilde = dh_tildes[t] + dh_tilde_next  # (B, H)
+            dh_tilde = dh_tildes[t] + dh_tilde_next  # type: ignore[index]  # (B, H)
             da = dh_tilde * (1 - h_tilde * h_tilde)  # backprop through tanh
             dW_c += da.T @ z
             db_c += da.sum(axis=0)
@@ -351,16 +361,19 @@ class Seq2Seq(Module):
         for k, g in datt.items():
             self.attention.grads[k] += g
         self.tgt_embedding.backward(dy)
-        ds0 = (ds[0] if self.cell == "lstm" else ds) * (1 - rec.s0 * rec.s0)  # through tanh
+        ds0 = (ds[0] if self.cell == "lstm" else ds) * (  # type: ignore[index]
+            1 - rec.s0 * rec.s0)  # through tanh
         dh_cat = self.bridge.backward(ds0)  # (B, D*He)
         D = 2 if self.bidirectional else 1
-        dh_n = dh_cat.reshape(B, D, self.encoder_hidden_size).transpose(1, 0, 2)  # (D, B, He)
+        dh_n = dh_cat.reshape(  # type: ignore[union-attr]
+            B, D, self.encoder_hidden_size).transpose(1, 0, 2)  # (D, B, He)
         dstate_n = (dh_n, None) if self.cell == "lstm" else dh_n
         dx_src, _ = self.encoder.backward(dK.transpose(1, 0, 2), dstate_n)  # (S, B, E)
         self.src_embedding.backward(dx_src)
 
     # -- decoding ------------------------------------------------------------------------------
-    def greedy_decode(self, src, src_lengths=None, max_length=50, alpha=0.0):
+    def greedy_decode(self, src: ArrayLike, src_lengths: Optional[ArrayLike] = None,
+                      max_length: int = 50, alpha: float = 0.0) -> Decoded:
         """The most probable token at each step, until the end token or ``max_length``.
 
         Parameters
@@ -407,8 +420,9 @@ class Seq2Seq(Module):
                                                                                      alpha),
                        attention[:, :L])
 
-    def beam_search(self, src, src_lengths=None, beam_size=5, max_length=50, alpha=0.0,
-                    greedy_fallback=True):
+    def beam_search(self, src: ArrayLike, src_lengths: Optional[ArrayLike] = None,
+                    beam_size: int = 5, max_length: int = 50, alpha: float = 0.0,
+                    greedy_fallback: bool = True) -> Decoded:
         """Batched beam search: the ``beam_size`` best prefixes of each source, step by step.
 
         Parameters
@@ -459,7 +473,7 @@ class Seq2Seq(Module):
             beam_logp[:, 0] = 0.0  # one live hypothesis at the start, not k copies
             hist_tok = np.zeros((B, k_beam, 0), np.int64)
             hist_att = np.zeros((B, k_beam, 0, S), self.dtype)
-            finished = [[] for _ in range(B)]  # (log_prob, tokens, attention)
+            finished: list[list] = [[] for _ in range(B)]  # (log_prob, tokens, attention)
             done = np.zeros(B, bool)
             for t in range(max_length):
                 logp, state, h_tilde, w = self._logp_step(y, state, h_tilde, K, mask)
@@ -503,14 +517,14 @@ class Seq2Seq(Module):
                     if beam_logp[b, k] > -np.inf:
                         finished[b].append((beam_logp[b, k], hist_tok[b, k], hist_att[b, k]))
         best = []
-        for b in range(B):
+        for b in range(B):  # type: ignore[assignment]  # b was a numpy index above
             scores = [f[0] / _length_penalty(len(f[1]), alpha) for f in finished[b]]
             best.append(finished[b][int(np.argmax(scores))])
         lengths = np.array([len(f[1]) for f in best], np.int64)
         L = int(lengths.max())
         tokens = np.full((B, L), self.pad_index, np.int64)
         attention = np.zeros((B, L, S), self.dtype)
-        for b, (_, tok, att) in enumerate(best):
+        for b, (_, tok, att) in enumerate(best):  # type: ignore[assignment]
             tokens[b, :len(tok)] = tok
             attention[b, :len(tok)] = att
         log_prob = np.array([f[0] for f in best], np.float64)
@@ -528,7 +542,7 @@ class Seq2Seq(Module):
         return log_softmax(self.out(h_tilde)), state, h_tilde, w
 
     # -- boundary ------------------------------------------------------------------------------
-    def _check_tokens(self, name, tokens, vocab, what):
+    def _check_tokens(self, name: str, tokens: ArrayLike, vocab: int, what: str) -> np.ndarray:
         arr = np.asarray(tokens)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"{name}: expected an array of integer token ids, got dtype "
@@ -541,7 +555,8 @@ class Seq2Seq(Module):
                              f"{arr.min()} to {arr.max()}")
         return arr
 
-    def _check_src(self, src, src_lengths):
+    def _check_src(self, src: ArrayLike, src_lengths: Optional[ArrayLike]
+                   ) -> tuple[np.ndarray, Optional[np.ndarray]]:
         src = self._check_tokens("src", src, self.src_vocab_size, "(S, batch)")
         S, B = src.shape
         if src_lengths is not None:
@@ -563,7 +578,7 @@ def _length_penalty(length, alpha):
     return ((5.0 + np.asarray(length, np.float64)) / 6.0) ** alpha
 
 
-def _better(a: Decoded, b: Decoded, pad_index) -> Decoded:
+def _better(a: Decoded, b: Decoded, pad_index: int) -> Decoded:
     """Row by row, ``b`` where it scores strictly higher than ``a``."""
     take_b = b.score > a.score
     if not take_b.any():

@@ -18,9 +18,10 @@ the initial state are indexed ``layer * num_directions + direction``, as PyTorch
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from npseq.bptt import sequence_backward, sequence_forward
 from npseq.cells.base import CellKind
@@ -45,7 +46,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
                   recurrent_dropout: float = 0.0, training: bool = True,
                   rng: Optional[np.random.Generator] = None, keep: bool = True,
                   checkpoint_every: Optional[int] = None, capture: Optional[dict] = None,
-                  weight_masks: Optional[list] = None, recurrent_masks: Optional[list] = None):
+                  weight_masks: Optional[list] = None, recurrent_masks: Optional[list] = None
+                  ) -> tuple[np.ndarray, tuple, Optional[StackRecord]]:
     """Run a stack of layers over a time-major sequence.
 
     Parameters
@@ -100,6 +102,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     """
     num_directions = len(layers[0])
     T, B = x.shape[:2]
+    finals: Any  # a list of each layer's final carries, then the tuple of them stacked
+    record: Any  # each layer's SequenceRecord, then the StackRecord of them all
     records, dropout_masks, finals = [], [], []
     drawn_weight, drawn_recurrent = [], []  # the masks used, [layer][direction]
     layer_input = x
@@ -111,17 +115,20 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
             w_mask = None
             if training and weight_dropout > 0:
                 w_mask = (weight_masks[layer][direction] if weight_masks is not None else
-                          dropout_mask(rng, p["weight_hh"].shape, weight_dropout, x.dtype))
+                          dropout_mask(rng, p["weight_hh"].shape,  # type: ignore[arg-type]
+                                       weight_dropout, x.dtype))
                 p = dict(p, weight_hh=p["weight_hh"] * w_mask)
             zones = None
             if any(zoneout):  # per state: a 0/1 keep mask in training, z in evaluation
-                zones = tuple((rng.random((T, B, c.shape[-1])) < z).astype(x.dtype)
+                zones = tuple((rng.random((T, B, c.shape[-1]))  # type: ignore[union-attr]
+                               < z).astype(x.dtype)
                               if training and z > 0 else (z or None)
                               for z, c in zip(zoneout, carry0))
             r_mask = None
             if training and recurrent_dropout > 0:  # (B, H_out), one per sequence
                 r_mask = (recurrent_masks[layer][direction] if recurrent_masks is not None
-                          else dropout_mask(rng, (B, carry0[0].shape[-1]), recurrent_dropout,
+                          else dropout_mask(rng,  # type: ignore[arg-type]
+                                            (B, carry0[0].shape[-1]), recurrent_dropout,
                                             x.dtype))
             caches = None
             if capture is not None:
@@ -141,7 +148,8 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
         layer_out = np.concatenate(outs, axis=2) if num_directions == 2 else outs[0]
         drop = None
         if training and dropout > 0 and layer < len(layers) - 1:
-            drop = dropout_mask(rng, layer_out.shape, dropout, layer_out.dtype)
+            drop = dropout_mask(rng, layer_out.shape, dropout,  # type: ignore[arg-type]
+                                layer_out.dtype)
             layer_out = layer_out * drop
         dropout_masks.append(drop)
         layer_input = layer_out
@@ -151,14 +159,16 @@ def stack_forward(kind: CellKind, layers: list, x: np.ndarray, carries: tuple,
     return layer_input, finals, record
 
 
-def dropout_mask(rng, shape, p, dtype):
+def dropout_mask(rng: np.random.Generator, shape: tuple, p: float,
+                 dtype: DTypeLike) -> np.ndarray:
     """Inverted dropout's mask: 1/(1-p) with probability 1 - p, else 0."""
     kept = rng.random(shape) >= p
-    return kept.astype(dtype) / np.dtype(dtype).type(1 - p)
+    return kept.astype(dtype) / np.dtype(dtype).type(1 - p)  # type: ignore[call-overload]
 
 
 def stack_backward(kind: CellKind, layers: list, record: StackRecord, dout: np.ndarray,
-                   dfinals: tuple, *, trace: Optional[dict] = None):
+                   dfinals: tuple, *, trace: Optional[dict] = None
+                   ) -> tuple[np.ndarray, tuple, list]:
     """Backward of :func:`stack_forward`.
 
     Parameters
@@ -197,10 +207,10 @@ def stack_backward(kind: CellKind, layers: list, record: StackRecord, dout: np.n
     for layer in reversed(range(len(layers))):
         if record.dropout_masks[layer] is not None:
             dlayer_out = dlayer_out * record.dropout_masks[layer]
-        dlayer_in = None
+        dlayer_in: Any = None
         for direction, p in enumerate(layers[layer]):
             idx = layer * num_directions + direction
-            w_mask = record.weight_masks[layer][direction]
+            w_mask = record.weight_masks[layer][direction]  # type: ignore[index]
             if w_mask is not None:  # the forward ran with the masked W_hh
                 p = dict(p, weight_hh=p["weight_hh"] * w_mask)
             dx, dcarry0, layer_grads, *dtrace = sequence_backward(

@@ -26,32 +26,38 @@ chunk.
 from __future__ import annotations
 
 import numbers
+from typing import Callable, Optional, Union
 
 import numpy as np
 
+from npseq._typing import ArrayLike, FloatArray, State, StateLike
 from npseq._validation import check_callable, check_choice, check_int
+from npseq.layers import RNNBase
 from npseq.model import Sequential
 from npseq.nn import Embedding
 
 __all__ = ["truncated_bptt", "time_chunks"]
 
 
-def time_chunks(T: int, k: int):
+def time_chunks(T: int, k: int) -> list[tuple[int, int]]:
     """The ``(start, stop)`` pairs that cut ``range(T)`` into chunks of ``k`` steps."""
     T = check_int("T", T, minimum=1)
     k = check_int("k", k, minimum=1)
     return [(start, min(start + k, T)) for start in range(0, T, k)]
 
 
-def _feature_axes(module) -> int:
+def _feature_axes(module: Union[RNNBase, Sequential]) -> int:
     """Trailing feature axes of ``x``: 1 for a layer's (..., input_size), 0 for the token ids
     of a :class:`~npseq.Sequential` that starts with an :class:`~npseq.Embedding`."""
     first = module[0] if isinstance(module, Sequential) else module
     return 0 if isinstance(first, Embedding) else 1
 
 
-def truncated_bptt(module, x, k, loss_and_grad, state=None, on_chunk=None, *,
-                   masks="chunk"):
+def truncated_bptt(module: Union[RNNBase, Sequential], x: ArrayLike, k: int,
+                   loss_and_grad: Callable[[FloatArray, int, int], tuple[float, ArrayLike]],
+                   state: StateLike = None,
+                   on_chunk: Optional[Callable[[int, int, float], object]] = None, *,
+                   masks: str = "chunk") -> tuple[float, State]:
     """Run a layer over ``x`` in chunks of ``k`` steps, back-propagating within each chunk.
 
     Parameters
@@ -141,4 +147,4 @@ def _run_chunks(module, x, k, loss_and_grad, state, on_chunk, time_axis):
         total += float(loss)
         if on_chunk is not None:
             on_chunk(start, stop, loss)
-    return total, state
+    return total, state  # the module's: T >= 1 steps ran

@@ -80,7 +80,7 @@ class ParamSpec(NamedTuple):
         return tuple(sizes[n] if isinstance(n, str) else int(n) for n in self.shape)
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -144,7 +144,7 @@ class CellKind:
     recurrent_dropout: Optional[str] = None
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = "CellKind"
         if not isinstance(self.name, str):
             raise TypeError(f"{where}.name: expected a string, got {self.name!r}")
@@ -202,12 +202,12 @@ class CellKind:
         object.__setattr__(self, "extra_params", tuple(self.extra_params))
         object.__setattr__(self, "backward_takes_out", _declares(self.step_backward, "out"))
 
-    def _replace(self, **changes) -> "CellKind":
+    def _replace(self, **changes: Any) -> "CellKind":
         """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""
         return dataclasses.replace(self, **changes)
 
 
-def _declares(fn, name: str) -> bool:
+def _declares(fn: Callable[..., Any], name: str) -> bool:
     """Whether ``fn`` has a parameter ``name`` (``out=`` of a ``step_backward``,
     ``recurrent_mask=`` of a ``step_forward``)."""
     try:
@@ -216,8 +216,7 @@ def _declares(fn, name: str) -> bool:
         return False
 
 
-
-def check_kind(kind, name: str = "kind") -> CellKind:
+def check_kind(kind: Any, name: str = "kind") -> CellKind:
     """``kind`` if it is a :class:`CellKind` (checked when it was built), else a TypeError."""
     if not isinstance(kind, CellKind):
         raise TypeError(f"{name}: expected an npseq.CellKind, got {type(kind).__name__}")
@@ -270,15 +269,16 @@ def param_grads(x: np.ndarray, h_prev: Optional[np.ndarray], dgx: np.ndarray,
         if "bias_ih" in p:
             grads["bias_ih"] = dgx2.sum(axis=0)
     if "weight_hh" in p:
-        dgh2 = dgh.reshape(-1, dgh.shape[-1])
-        grads["weight_hh"] = dgh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
+        dgh2 = dgh.reshape(-1, dgh.shape[-1])  # type: ignore[union-attr]
+        grads["weight_hh"] = dgh2.T @ h_prev.reshape(  # type: ignore[union-attr]
+            -1, h_prev.shape[-1])  # type: ignore[union-attr]
         if "bias_hh" in p:
             grads["bias_hh"] = dgh2.sum(axis=0)
     return grads
 
 
 def masked_step_forward(kind: CellKind, gx: np.ndarray, carry: tuple, p: dict,
-                        recurrent_mask: Optional[np.ndarray] = None):
+                        recurrent_mask: Optional[np.ndarray] = None) -> tuple[tuple, Any]:
     """``kind.step_forward(gx, carry, p)`` with recurrent dropout's mask ``m (B, H_out)``.
 
     None: the plain step. A ``"carry"`` kind steps from ``(m * h_prev, c_prev)``; a
@@ -310,7 +310,7 @@ class CellCache(NamedTuple):
 
 
 def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict,
-                 recurrent_mask: Optional[np.ndarray] = None):
+                 recurrent_mask: Optional[np.ndarray] = None) -> tuple[tuple, CellCache]:
     """One full step of a cell: input projection, then the recurrence.
 
     Returns ``(carry, cache)``; ``x`` is ``(B, D)``, ``carry`` a tuple of ``(B, .)`` arrays,
@@ -323,7 +323,8 @@ def cell_forward(kind: CellKind, x: np.ndarray, carry: tuple, p: dict,
 
 
 def cell_backward(kind: CellKind, dcarry: tuple, cache: CellCache, p: dict,
-                  recurrent_mask: Optional[np.ndarray] = None):
+                  recurrent_mask: Optional[np.ndarray] = None
+                  ) -> tuple[np.ndarray, tuple, dict]:
     """Backward of :func:`cell_forward` (with the same ``recurrent_mask``): returns
     ``(dx, dcarry_prev, dparams)``.
 

@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -26,8 +26,9 @@ class GRUCache(NamedTuple):
     mask: Optional[np.ndarray] = None  # (B, H) recurrent dropout's mask m, or None
 
 
-def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID, *,
-                     recurrent_mask=None):
+def gru_step_forward(gx: np.ndarray, carry: tuple, p: dict, activation: Activation = TANH,
+                     recurrent_activation: Activation = SIGMOID, *,
+                     recurrent_mask: Optional[np.ndarray] = None) -> tuple[tuple, GRUCache]:
     """One GRU step.
 
     Parameters
@@ -76,8 +77,9 @@ def gru_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID
     return (h,), GRUCache(h_rec, r, z, n, gh_n, h_prev, recurrent_mask)
 
 
-def gru_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
-                      *, out=None):
+def gru_step_backward(dcarry: tuple, cache: GRUCache, p: dict, activation: Activation = TANH,
+                      recurrent_activation: Activation = SIGMOID, *,
+                      out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`gru_step_forward`.
 
     Parameters

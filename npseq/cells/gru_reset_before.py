@@ -19,7 +19,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -36,8 +36,11 @@ class ResetBeforeGRUCache(NamedTuple):
     mask: Optional[np.ndarray] = None  # (B, H) recurrent dropout's mask m, or None
 
 
-def gru_reset_before_step_forward(gx, carry, p, activation=TANH,
-                                  recurrent_activation=SIGMOID, *, recurrent_mask=None):
+def gru_reset_before_step_forward(gx: np.ndarray, carry: tuple, p: dict,
+                                  activation: Activation = TANH,
+                                  recurrent_activation: Activation = SIGMOID, *,
+                                  recurrent_mask: Optional[np.ndarray] = None
+                                  ) -> tuple[tuple, ResetBeforeGRUCache]:
     """One step of the GRU with the reset gate before the hidden product.
 
     Parameters
@@ -93,8 +96,9 @@ def gru_reset_before_step_forward(gx, carry, p, activation=TANH,
     return (h,), ResetBeforeGRUCache(h_rec, r, z, rh, n, h_prev, recurrent_mask)
 
 
-def gru_reset_before_step_backward(dcarry, cache, p, activation=TANH,
-                                   recurrent_activation=SIGMOID):
+def gru_reset_before_step_backward(dcarry: tuple, cache: ResetBeforeGRUCache, p: dict,
+                                   activation: Activation = TANH,
+                                   recurrent_activation: Activation = SIGMOID) -> StepGrads:
     """Backward of :func:`gru_reset_before_step_forward`.
 
     Parameters
@@ -133,7 +137,7 @@ def gru_reset_before_step_backward(dcarry, cache, p, activation=TANH,
     sig = recurrent_activation
     (dh,) = dcarry
     r, z, rh, n, h_rec = cache.r, cache.z, cache.rh, cache.n, cache.h_prev
-    h_prev = h_rec if cache.mask is None else cache.h_carry  # the unmasked carry
+    h_prev = h_rec if cache.h_carry is None else cache.h_carry  # the unmasked carry
     H = h_prev.shape[-1]
     W_hh = p["weight_hh"]
     dn = dh * (1 - z)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 
 __all__ = ["IndRNNCache", "indrnn_step_forward", "indrnn_step_backward", "uniform_0_1",
@@ -26,7 +26,8 @@ class IndRNNCache(NamedTuple):
     h: np.ndarray  # (B, H) act(a), kept to differentiate act from its output
 
 
-def indrnn_step_forward(gx, carry, p, activation=RELU):
+def indrnn_step_forward(gx: np.ndarray, carry: tuple, p: dict, activation: Activation = RELU
+                        ) -> tuple[tuple, IndRNNCache]:
     """One IndRNN step.
 
     Parameters
@@ -55,7 +56,8 @@ def indrnn_step_forward(gx, carry, p, activation=RELU):
     return (h,), IndRNNCache(h_prev, h)
 
 
-def indrnn_step_backward(dcarry, cache, p, activation=RELU):
+def indrnn_step_backward(dcarry: tuple, cache: IndRNNCache, p: dict,
+                         activation: Activation = RELU) -> StepGrads:
     """Backward of :func:`indrnn_step_forward`.
 
     Returns
@@ -79,7 +81,7 @@ def indrnn_step_backward(dcarry, cache, p, activation=RELU):
     return StepGrads(dgx=da, dgh=None, dcarry_prev=(dh_prev,), dparams={"u": du})
 
 
-def uniform_0_1(rng, shape):
+def uniform_0_1(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     """The paper's initial recurrent weights: ``u ~ U(0, 1)``."""
     return rng.uniform(0.0, 1.0, size=shape)
 

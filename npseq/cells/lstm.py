@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -26,7 +26,8 @@ class LSTMCache(NamedTuple):
     m: Optional[np.ndarray]  # (B, H) o * phi(c), kept only with a projection
 
 
-def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
+def lstm_step_forward(gx: np.ndarray, carry: tuple, p: dict, activation: Activation = TANH,
+                      recurrent_activation: Activation = SIGMOID) -> tuple[tuple, LSTMCache]:
     """One LSTM step.
 
     Parameters
@@ -79,8 +80,9 @@ def lstm_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOI
     return (m, c), LSTMCache(h_prev, c_prev, i, f, g, o, phi_c, None)
 
 
-def lstm_step_backward(dcarry, cache, p, activation=TANH, recurrent_activation=SIGMOID,
-                       *, out=None):
+def lstm_step_backward(dcarry: tuple, cache: LSTMCache, p: dict, activation: Activation = TANH,
+                       recurrent_activation: Activation = SIGMOID, *,
+                       out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`lstm_step_forward`.
 
     Parameters

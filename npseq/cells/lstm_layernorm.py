@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -45,7 +45,8 @@ class LayerNormCache(NamedTuple):
     gamma: np.ndarray  # (N,) the gain
 
 
-def layer_norm_forward(a, gamma, beta, eps=LN_EPS):
+def layer_norm_forward(a: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = LN_EPS
+                       ) -> tuple[np.ndarray, LayerNormCache]:
     """Layer normalisation over the last axis.
 
     Parameters
@@ -77,7 +78,8 @@ def layer_norm_forward(a, gamma, beta, eps=LN_EPS):
     return gamma * a_hat + beta, LayerNormCache(a_hat, rstd, gamma)
 
 
-def layer_norm_backward(dy, cache):
+def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward of :func:`layer_norm_forward`: returns ``(da, dgamma, dbeta)``.
 
     Notes
@@ -112,8 +114,10 @@ class LayerNormLSTMCache(NamedTuple):
     tc: np.ndarray  # (B, H) act(LN_c(c))
 
 
-def lstm_layernorm_step_forward(gx, carry, p, activation=TANH,
-                                recurrent_activation=SIGMOID):
+def lstm_layernorm_step_forward(gx: np.ndarray, carry: tuple, p: dict,
+                                activation: Activation = TANH,
+                                recurrent_activation: Activation = SIGMOID
+                                ) -> tuple[tuple, LayerNormLSTMCache]:
     """One layer-normalised LSTM step.
 
     Parameters
@@ -166,8 +170,9 @@ def lstm_layernorm_step_forward(gx, carry, p, activation=TANH,
     return (h, c), LayerNormLSTMCache(h_prev, c_prev, ln_ih, ln_hh, i, f, g, o, ln_c, tc)
 
 
-def lstm_layernorm_step_backward(dcarry, cache, p, activation=TANH,
-                                 recurrent_activation=SIGMOID):
+def lstm_layernorm_step_backward(dcarry: tuple, cache: LayerNormLSTMCache, p: dict,
+                                 activation: Activation = TANH,
+                                 recurrent_activation: Activation = SIGMOID) -> StepGrads:
     """Backward of :func:`lstm_layernorm_step_forward`.
 
     Parameters

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
@@ -32,7 +32,10 @@ class PeepholeLSTMCache(NamedTuple):
     tc: np.ndarray  # (B, H) act(c)
 
 
-def lstm_peephole_step_forward(gx, carry, p, activation=TANH, recurrent_activation=SIGMOID):
+def lstm_peephole_step_forward(gx: np.ndarray, carry: tuple, p: dict,
+                               activation: Activation = TANH,
+                               recurrent_activation: Activation = SIGMOID
+                               ) -> tuple[tuple, PeepholeLSTMCache]:
     """One peephole LSTM step.
 
     Parameters
@@ -80,8 +83,9 @@ def lstm_peephole_step_forward(gx, carry, p, activation=TANH, recurrent_activati
     return (h, c), PeepholeLSTMCache(h_prev, c_prev, i, f, g, c, o, tc)
 
 
-def lstm_peephole_step_backward(dcarry, cache, p, activation=TANH,
-                                recurrent_activation=SIGMOID):
+def lstm_peephole_step_backward(dcarry: tuple, cache: PeepholeLSTMCache, p: dict,
+                                activation: Activation = TANH,
+                                recurrent_activation: Activation = SIGMOID) -> StepGrads:
     """Backward of :func:`lstm_peephole_step_forward`.
 
     Parameters

@@ -24,7 +24,7 @@ The kinds have no ``weight_hh`` (``has_weight_hh=False``): ``weight_ih (G*H, D)`
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -38,7 +38,7 @@ __all__ = ["g", "g_grad", "MinGRUGates", "mingru_gates", "mingru_gates_backward"
            "MINGRU", "MINLSTM", "GATES"]
 
 
-def g(v):
+def g(v: np.ndarray) -> np.ndarray:
     """``v + 1/2`` for ``v >= 0``, ``sigmoid(v)`` below: positive, continuous, linear growth.
 
     Written as ``max(v, 0) + sigmoid(min(v, 0))`` (the same values: ``sigmoid(0) = 1/2``),
@@ -47,7 +47,7 @@ def g(v):
     return np.maximum(v, 0) + sigmoid(np.minimum(v, 0))
 
 
-def g_grad(y):
+def g_grad(y: np.ndarray) -> np.ndarray:
     """Derivative of :func:`g` where it returned ``y``: 1 where ``y >= 1/2``, else
     ``y (1 - y)`` (the sigmoid's). As arithmetic: with ``s = min(y, 1/2)``,
     ``s (1 - s) + 3/4 * [y >= 1/2]`` (``1/4 + 3/4 = 1`` on the right)."""
@@ -67,7 +67,7 @@ class MinGRUGates(NamedTuple):
     h_tilde: np.ndarray  # (..., H) candidate, g(gx_h)
 
 
-def mingru_gates(gx):
+def mingru_gates(gx: np.ndarray) -> tuple[np.ndarray, np.ndarray, MinGRUGates]:
     """minGRU's coefficients from its input projection.
 
     Parameters
@@ -94,7 +94,8 @@ def mingru_gates(gx):
     return 1 - z, z * h_tilde, MinGRUGates(z, h_tilde)
 
 
-def mingru_gates_backward(da, db, gates, out=None):
+def mingru_gates_backward(da: np.ndarray, db: np.ndarray, gates: Any,
+                          out: Optional[np.ndarray] = None) -> np.ndarray:
     """Backward of :func:`mingru_gates`: ``dgx (..., 2H)`` from ``da``, ``db (..., H)``.
 
     Notes
@@ -128,7 +129,7 @@ class MinLSTMGates(NamedTuple):
     si: np.ndarray  # (..., H) sigmoid(-gx_i) = 1 - i
 
 
-def minlstm_gates(gx):
+def minlstm_gates(gx: np.ndarray) -> tuple[np.ndarray, np.ndarray, MinLSTMGates]:
     """minLSTM's coefficients from its input projection.
 
     Parameters
@@ -163,7 +164,8 @@ def minlstm_gates(gx):
     return f_n, i_n * h_tilde, gates
 
 
-def minlstm_gates_backward(da, db, gates, out=None):
+def minlstm_gates_backward(da: np.ndarray, db: np.ndarray, gates: Any,
+                           out: Optional[np.ndarray] = None) -> np.ndarray:
     """Backward of :func:`minlstm_gates`: ``dgx (..., 3H)`` from ``da``, ``db (..., H)``.
 
     Notes
@@ -203,7 +205,8 @@ class MinCache(NamedTuple):
     gates: Any  # MinGRUGates or MinLSTMGates
 
 
-def min_step_forward(gx, carry, p, gates_forward):
+def min_step_forward(gx: np.ndarray, carry: tuple, p: dict, gates_forward: Callable
+                     ) -> tuple[tuple, MinCache]:
     """One step of a recurrence linear in ``h``: ``h = a * h_prev + b``.
 
     Parameters
@@ -226,7 +229,8 @@ def min_step_forward(gx, carry, p, gates_forward):
     return (h,), MinCache(h_prev, a, gates)
 
 
-def min_step_backward(dcarry, cache, p, gates_backward, *, out=None):
+def min_step_backward(dcarry: tuple, cache: MinCache, p: dict, gates_backward: Callable, *,
+                      out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`min_step_forward`.
 
     Returns
@@ -252,22 +256,24 @@ def min_step_backward(dcarry, cache, p, gates_backward, *, out=None):
     return StepGrads(dgx=dgx, dgh=None, dcarry_prev=(dh_prev,), dparams={})
 
 
-def mingru_step_forward(gx, carry, p):
+def mingru_step_forward(gx: np.ndarray, carry: tuple, p: dict) -> tuple[tuple, MinCache]:
     """minGRU step: :func:`min_step_forward` with :func:`mingru_gates`."""
     return min_step_forward(gx, carry, p, mingru_gates)
 
 
-def mingru_step_backward(dcarry, cache, p, *, out=None):
+def mingru_step_backward(dcarry: tuple, cache: MinCache, p: dict, *,
+                         out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`mingru_step_forward`."""
     return min_step_backward(dcarry, cache, p, mingru_gates_backward, out=out)
 
 
-def minlstm_step_forward(gx, carry, p):
+def minlstm_step_forward(gx: np.ndarray, carry: tuple, p: dict) -> tuple[tuple, MinCache]:
     """minLSTM step: :func:`min_step_forward` with :func:`minlstm_gates`."""
     return min_step_forward(gx, carry, p, minlstm_gates)
 
 
-def minlstm_step_backward(dcarry, cache, p, *, out=None):
+def minlstm_step_backward(dcarry: tuple, cache: MinCache, p: dict, *,
+                          out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`minlstm_step_forward`."""
     return min_step_backward(dcarry, cache, p, minlstm_gates_backward, out=out)
 

@@ -6,11 +6,11 @@ Forward and backward of the recurrence, given the input projection
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.activations import ACTIVATIONS
+from npseq.activations import ACTIVATIONS, Activation
 from npseq.cells.base import CellKind, StepGrads
 
 TANH, RELU = ACTIVATIONS["tanh"], ACTIVATIONS["relu"]
@@ -21,7 +21,8 @@ class RNNCache(NamedTuple):
     h: np.ndarray  # (B, H) act(a), the new carry
 
 
-def rnn_step_forward(gx, carry, p, nonlinearity=TANH):
+def rnn_step_forward(gx: np.ndarray, carry: tuple, p: dict, nonlinearity: Activation = TANH
+                     ) -> tuple[tuple, RNNCache]:
     """One step of the Elman recurrence.
 
     Parameters
@@ -54,7 +55,8 @@ def rnn_step_forward(gx, carry, p, nonlinearity=TANH):
     return (h,), RNNCache(h_prev, h)
 
 
-def rnn_step_backward(dcarry, cache, p, nonlinearity=TANH, *, out=None):
+def rnn_step_backward(dcarry: tuple, cache: RNNCache, p: dict, nonlinearity: Activation = TANH, *,
+                      out: Optional[np.ndarray] = None) -> StepGrads:
     """Backward of :func:`rnn_step_forward`.
 
     Parameters

@@ -48,8 +48,8 @@ def with_activations(kind: CellKind, activation: str = "tanh",
                          step_backward=partial(kind.step_backward, **bound))
 
 
-def lstm_kind(layer_norm=False, peephole=False, activation="tanh",
-              recurrent_activation="sigmoid") -> CellKind:
+def lstm_kind(layer_norm: bool = False, peephole: bool = False, activation: str = "tanh",
+              recurrent_activation: str = "sigmoid") -> CellKind:
     """The LSTM variant of the given options (at most one of ``layer_norm``, ``peephole``)."""
     layer_norm = check_bool("layer_norm", layer_norm)
     peephole = check_bool("peephole", peephole)
@@ -59,7 +59,8 @@ def lstm_kind(layer_norm=False, peephole=False, activation="tanh",
     return with_activations(kind, activation, recurrent_activation)
 
 
-def gru_kind(reset_after=True, activation="tanh", recurrent_activation="sigmoid") -> CellKind:
+def gru_kind(reset_after: bool = True, activation: str = "tanh",
+             recurrent_activation: str = "sigmoid") -> CellKind:
     """The GRU variant of the given options."""
     kind = gru.GRU if check_bool("reset_after", reset_after) else GRU_RESET_BEFORE
     return with_activations(kind, activation, recurrent_activation)
