@@ -62,7 +62,7 @@ def char_lm_learned(summary):  # measured 4.518 bits/char; uniform over the ~100
     assert numbers_after("held-out", summary) < 5.5, summary
 
 
-def digits_learned(summary):  # measured 81.13% after 2 epochs; chance is 10%
+def digits_learned(summary):  # measured 78.03% after 2 epochs; chance is 10%
     assert numbers_after("test accuracy", summary) > 50, summary
 
 
