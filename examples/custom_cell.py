@@ -94,8 +94,9 @@ def main(argv=None):
     print(f"summary: custom cell LEAKY_RNN: worst relative gradient error {worst:.1e} over "
           f"{len(errors) + len(cell_errors)} tensors (2-layer bidirectional layer with "
           f"lengths, one step)")
-    reached = worst < TOLERANCE  # (the verdict line of _common.verdict, written out: the
-    #                             tests import this file as a module, without examples/ on sys.path)
+    # the verdict line of _common.verdict, written out: tests/test_custom_cell.py runs this
+    # file as a module, without examples/ on sys.path
+    reached = worst < TOLERANCE
     print(f"expected result {'reached' if reached else 'NOT reached'}: every gradient within "
           f"{TOLERANCE:.0e} of central differences")
     return 0 if reached else 1

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import sys
 
-from _common import parser, pyplot, savefig, verdict  # first: keeps BLAS to one thread before numpy loads
+# first: it keeps BLAS to one thread before numpy loads (see _common.py)
+from _common import parser, pyplot, savefig, verdict
 
 import numpy as np  # noqa: E402
 
