@@ -2,6 +2,7 @@
 
     python examples/digits.py            # test accuracy >= 95%
     python examples/digits.py --quick    # a few seconds, for CI
+    python examples/digits.py --bidirectional    # BiLSTM + FinalState + Linear
 
 The MNIST-by-rows classifier of course notes, on the small digits set that scikit-learn ships
 (1,797 images of 8x8 pixels, no download). Each image is a sequence of T=8 steps, one row of
@@ -9,6 +10,11 @@ The MNIST-by-rows classifier of course notes, on the small digits set that sciki
 scores::
 
     x: (8, B, 8)  --LSTM-->  out: (8, B, H)  --LastStep-->  (B, H)  --Linear-->  (B, 10)
+
+With ``--bidirectional`` it is PyTorch's bidirectional classifier instead, the last layer's
+final states of both directions concatenated (``torch.cat((h_n[-2], h_n[-1]), dim=1)``)::
+
+    x: (8, B, 8)  --BiLSTM-->  h_n: (2, B, H)  --FinalState-->  (B, 2H)  --Linear-->  (B, 10)
 
 trained with softmax cross-entropy and Adam on an 80/20 split made within each class. The
 training part gives up a tenth of its images as a validation set; the rest is served in
@@ -26,6 +32,7 @@ import numpy as np
 
 import npseq
 from npseq import data, losses, optim
+from npseq.model import FinalState
 
 TARGET_ACCURACY = 0.95
 
@@ -64,7 +71,7 @@ def evaluate(model, x, y):
     return float(loss), float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def plot(out_dir, epochs, train_losses, val_losses, val_accs, test_accs, best_epoch):
+def plot(out_dir, name, epochs, train_losses, val_losses, val_accs, test_accs, best_epoch):
     """Two panels with their own axes: the losses, and the accuracies."""
     plt = pyplot()
     if plt is None:
@@ -88,7 +95,7 @@ def plot(out_dir, epochs, train_losses, val_losses, val_accs, test_accs, best_ep
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle("digits read row by row (LSTM), early stopping on the validation loss")
+    fig.suptitle(f"digits read row by row ({name}), early stopping on the validation loss")
     fig.tight_layout()
     return savefig(plt, fig, out_dir, "digits.png")
 
@@ -104,19 +111,28 @@ def main(argv=None):
     p.add_argument("--batch", type=positive_int, default=32, help="images per step (default 32)")
     p.add_argument("--lr", type=positive_float, default=5e-3,
                    help="Adam learning rate at the start (default 5e-3)")
+    p.add_argument("--bidirectional", action="store_true",
+                   help="a bidirectional LSTM read through its final states (FinalState)")
     args = p.parse_args(argv)
     if args.quick:
         args.epochs = 2
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_data(args.seed)
     N = len(y_train)
+    dtype, H = np.float32, args.hidden
+    if args.bidirectional:  # torch: Linear(torch.cat((h_n[-2], h_n[-1]), dim=1))
+        model = npseq.Sequential(
+            npseq.LSTM(8, H, bidirectional=True, dtype=dtype, seed=args.seed),
+            FinalState(), npseq.Linear(2 * H, 10, dtype=dtype, seed=args.seed + 1))
+    else:
+        model = npseq.Sequential(npseq.LSTM(8, H, dtype=dtype, seed=args.seed),
+                                 npseq.LastStep(),
+                                 npseq.Linear(H, 10, dtype=dtype, seed=args.seed + 1))
     print(f"digits: {N} training, {len(y_val)} validation and {len(y_test)} test images as 8 "
-          f"rows of 8 pixels; LSTM({args.hidden}) + LastStep + Linear({args.hidden}, 10), "
-          f"seed {args.seed}")
-    dtype = np.float32
-    model = npseq.Sequential(npseq.LSTM(8, args.hidden, dtype=dtype, seed=args.seed),
-                             npseq.LastStep(),
-                             npseq.Linear(args.hidden, 10, dtype=dtype, seed=args.seed + 1))
+          f"rows of 8 pixels; " + (f"BiLSTM({H}) + FinalState + Linear({2 * H}, 10)"
+                                   if args.bidirectional else
+                                   f"LSTM({H}) + LastStep + Linear({H}, 10)")
+          + f", seed {args.seed}")
     opt = optim.Adam(model.params, model.grads, lr=args.lr)
     schedule = optim.CosineAnnealingLR(opt, T_max=args.epochs)  # to 0 at the last epoch
     batches = data.BucketIterator(list(x_train.transpose(1, 0, 2)), y_train,
@@ -148,14 +164,15 @@ def main(argv=None):
         print(f"epoch {epoch:3d}  lr {lr:.2e}  train loss {total / N:.4f}  validation loss "
               f"{val_loss:.4f} {'(best)' if better else '      '} accuracy {val_acc:.2%}  "
               f"{clock}", flush=True)
-        if epoch - best_epoch >= args.patience:
+        if epoch - best_epoch >= args.patience and epoch < args.epochs:
             print(f"stopped early: no better validation loss for {args.patience} epochs")
             break
 
     model.load_state_dict(best_params)  # the parameters of the best epoch
     _, test_acc = evaluate(model, x_test, y_test)
     _, train_acc = evaluate(model, x_train, y_train)
-    plot(args.out_dir, epochs, train_losses, val_losses, val_accs, test_accs, best_epoch)
+    plot(args.out_dir, "BiLSTM + FinalState" if args.bidirectional else "LSTM", epochs,
+         train_losses, val_losses, val_accs, test_accs, best_epoch)
     print(f"summary: digits: test accuracy {test_acc:.2%} (train {train_acc:.2%}) with the "
           f"parameters of epoch {best_epoch} (best validation loss {best_loss:.4f}), "
           f"{len(epochs)} of {args.epochs} epochs run; {clock():.0f}s")
