@@ -275,7 +275,8 @@ class Sequential(Module):
         Exactly one recurrent layer (:class:`~npseq.RNN`, :class:`~npseq.LSTM`,
         :class:`~npseq.GRU`); the modules before it transform ``x`` (e.g. an
         :class:`~npseq.Embedding` of token ids), the heads after it transform the layer's
-        ``out`` (e.g. :class:`LastStep`, :class:`~npseq.Linear`). The usual call is
+        ``out`` (e.g. :class:`LastStep`, :class:`~npseq.Linear`), or its final state
+        (:class:`FinalState`, right after the layer). The usual call is
         ``Sequential(rnn, *heads)``. Every module with parameters must have the same dtype.
 
     Attributes
