@@ -31,7 +31,7 @@ from _common import Clock, parser, positive_float, positive_int, pyplot, savefig
 import numpy as np
 
 import npseq
-from npseq import losses, optim
+from npseq import data, losses, optim
 from npseq.ctc import ctc_greedy_decode
 
 TARGET_ACCURACY = 0.90
@@ -92,10 +92,7 @@ def make_strings(images, labels, n, rng, augment=False):
         strings.append(np.concatenate(parts))
         targets[i, :k] = labels[idx] + 1
     widths = np.array([len(s) for s in strings])
-    x = np.zeros((widths.max(), n, 8), np.float32)
-    for i, s in enumerate(strings):
-        x[:len(s), i] = s
-    return x, widths, targets, counts
+    return data.pad_sequence(strings), widths, targets, counts  # x: (W, n, 8), 0 pads
 
 
 def edit_distance(a, b):

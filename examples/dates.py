@@ -33,7 +33,7 @@ from _common import Clock, parser, positive_float, positive_int, pyplot, savefig
 
 import numpy as np
 
-from npseq import losses, optim
+from npseq import data, losses, optim
 from npseq.seq2seq import Seq2Seq
 
 TARGET = 0.99  # exact-match accuracy on held-out dates
@@ -101,12 +101,10 @@ class Vocab:
         """Time-major token arrays: src (S, B), its lengths, tgt_in and tgt_out (T, B)."""
         srcs = [[self.src[ch] for ch in s] for s, _ in pairs]
         tgts = [[self.tgt[ch] for ch in t] + [EOS] for _, t in pairs]
-        S, T, B = max(map(len, srcs)), max(map(len, tgts)), len(pairs)
-        src = np.zeros((S, B), np.int64)
-        tgt_out = np.full((T, B), PAD, np.int64)
-        for b, (s, t) in enumerate(zip(srcs, tgts)):
-            src[:len(s), b] = s
-            tgt_out[:len(t), b] = t
+        B = len(pairs)
+        src = data.pad_sequence([np.array(s, np.int64) for s in srcs])  # (S, B), 0 pads
+        tgt_out = data.pad_sequence([np.array(t, np.int64) for t in tgts],
+                                    padding_value=PAD)  # (T, B)
         tgt_in = np.concatenate([np.full((1, B), BOS), tgt_out[:-1]])
         lengths = np.array([len(s) for s in srcs])
         return src, lengths, tgt_in, tgt_out

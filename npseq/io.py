@@ -26,7 +26,7 @@ from npseq.cell import GRUCell, LSTMCell, RNNCell
 from npseq.cells.base import CellKind
 from npseq.dropout import Dropout, LockedDropout
 from npseq.layers import GRU, LSTM, RNN
-from npseq.model import LastStep, Sequential
+from npseq.model import FinalState, LastStep, Sequential
 from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
@@ -41,9 +41,9 @@ __all__ = ["save", "load"]
 CONFIG_KEY = "__npseq__"
 FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
-                                         Embedding, LastStep, Sequential, Recurrent,
-                                         RecurrentCell, Dropout, LockedDropout, IndRNN, MinGRU,
-                                         MinLSTM, Seq2Seq)}
+                                         Embedding, LastStep, FinalState, Sequential,
+                                         Recurrent, RecurrentCell, Dropout, LockedDropout,
+                                         IndRNN, MinGRU, MinLSTM, Seq2Seq)}
 
 
 def _config(module: Any, where: str = "model") -> dict:
@@ -90,9 +90,9 @@ def save(path: PathLike, model: Module) -> None:
     path : str, os.PathLike or a binary file object
         Written exactly as given (no ``.npz`` is appended).
     model : npseq.RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, LastStep,
-        Dropout, LockedDropout, IndRNN, MinGRU, MinLSTM, Seq2Seq, Recurrent,
-        RecurrentCell, or a Sequential of these. A ``Recurrent`` or
-        ``RecurrentCell`` saves its cell kind by name; :func:`load` takes the kind again.
+        FinalState, Dropout, LockedDropout, IndRNN, MinGRU, MinLSTM, Seq2Seq, Recurrent,
+        RecurrentCell, or a Sequential of these. A ``Recurrent`` or ``RecurrentCell`` saves
+        its cell kind by name; :func:`load` takes the kind again.
 
     Raises
     ------
