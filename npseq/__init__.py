@@ -10,14 +10,15 @@ Your own cell (a step forward and a step backward, a :class:`CellKind`):
 Gradient checking: :mod:`npseq.gradcheck`.
 Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate statistics,
 parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
-Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, :class:`LastStep`,
-:mod:`npseq.losses`, :mod:`npseq.optim` (optimizers, learning-rate schedules), :func:`save`,
+Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, the heads
+:class:`LastStep` and :class:`FinalState`, :mod:`npseq.losses`, :mod:`npseq.optim` (optimizers, learning-rate schedules), :func:`save`,
 :func:`load`; :mod:`npseq.data` (padding, batches bucketed by length), :func:`sample`
 (temperature and top-k sampling of tokens).
 Sequence labelling: :func:`losses.ctc_loss`, decoders in :mod:`npseq.ctc`.
 Sequence to sequence: :class:`AdditiveAttention`, :class:`MultiplicativeAttention`,
 :class:`Seq2Seq` (teacher forcing, greedy and beam-search decoding).
-Regularisation: the layers' ``weight_dropout=`` and ``zoneout=``, :class:`Dropout`,
+Regularisation: the layers' and cells' ``recurrent_dropout=``, ``weight_dropout=`` and
+``zoneout=``, :class:`Dropout`,
 :class:`LockedDropout`, ``Embedding(dropout=)``, ``losses.ar_loss``/``tar_loss``;
 initialisations: :mod:`npseq.init`.
 A head of your own: subclass :class:`Module` (see its module docstring).
@@ -32,7 +33,7 @@ from npseq.layers import GRU, LSTM, RNN, RNNBase
 from npseq.cells.base import CellKind, ParamSpec, StepGrads
 from npseq.recurrent import Recurrent, RecurrentCell
 from npseq.modern import IndRNN, MinGRU, MinLSTM
-from npseq.model import LastStep, Sequential
+from npseq.model import FinalState, LastStep, Sequential
 from npseq.io import load, save
 from npseq.nn import Embedding, Linear
 from npseq.tbptt import truncated_bptt
@@ -49,7 +50,7 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "RecurrentCell", "RNNBase", "RNNCellBase", "Module", "UnpairedForwardWarning",
            "CellKind", "ParamSpec", "StepGrads", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "truncated_bptt", "Linear", "Embedding", "Sequential", "LastStep",
-           "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
+           "FinalState", "save", "load", "losses", "optim", "analysis", "rtrl", "stack", "layout", "params",
            "data", "sampling", "sample", "ctc", "AdditiveAttention",
            "MultiplicativeAttention", "Seq2Seq", "Dropout", "LockedDropout", "init", "IndRNN",
            "MinGRU", "MinLSTM", "scan"]
