@@ -151,7 +151,7 @@ def test_initial_lambda_lies_on_the_ring_with_the_paper_distribution_and_gamma()
     re, im = lru_lambda(p["nu_log"], p["theta_log"])
     r2, phase = re ** 2 + im ** 2, np.arctan2(im, re)
     assert 0.16 <= r2.min() and r2.max() <= 0.81
-    # |lambda|^2 uniform in [r_min^2, r_max^2] (Lemma 3.2): mean and quartiles
+    # |lambda|^2 uniform in [r_min^2, r_max^2] (the paper's ring): mean and quartiles
     np.testing.assert_allclose(r2.mean(), (0.16 + 0.81) / 2, atol=0.01)
     np.testing.assert_allclose(np.quantile(r2, [0.25, 0.75]),
                                [0.16 + 0.65 / 4, 0.16 + 3 * 0.65 / 4], atol=0.015)
