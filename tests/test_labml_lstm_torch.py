@@ -80,7 +80,7 @@ def test_cell_values_and_every_gradient_match_labmls_module(bias):
     D, H, B = 3, 5, 4
     cell = npseq.LSTMCell(D, H, bias=bias, layer_norm="labml", seed=0)
     randomise(cell, rng)
-    x, h0, c0 = rng.standard_normal((B, D)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    x, h0, c0 = (rng.standard_normal(shape) for shape in ((B, D), (B, H), (B, H)))
     dh, dc = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     h, c = cell(x, (h0, c0))
     dx, (dh0, dc0) = cell.backward((dh, dc))

@@ -20,9 +20,9 @@ The kind has neither ``weight_ih`` nor ``weight_hh`` (``gx = u`` itself). Its ca
 of ``carry[0]``, and ``x (B, 2N)`` is the state. The step reads only ``x_prev``; ``y_prev``
 is carried for the contract only, so its gradient is zero.
 
-The initialisation is the paper's (its ring initialisation and the reference code of its appendix A):
-``|lambda|`` uniform on the ring ``[r_min, r_max]`` of the complex plane (``|lambda|^2``
-uniform in ``[r_min^2, r_max^2]``), the phase ``theta`` uniform in ``[0, max_phase]``,
+The initialisation is the paper's (its ring initialisation and the reference code of its
+appendix A): ``|lambda|`` uniform on the ring ``[r_min, r_max]`` of the complex plane
+(``|lambda|^2`` uniform in ``[r_min^2, r_max^2]``), the phase uniform in ``(0, max_phase)``,
 ``B`` Glorot, ``N(0, 1 / (2 D))`` in each part, ``C`` ``N(0, 1 / N)`` in each part,
 ``gamma_log = log sqrt(1 - |lambda|^2)`` (:func:`gamma_log_init`, set by the layer since it
 depends on ``nu_log``), and ``D`` ``N(0, 1 / D)`` (the paper's ``N(0, 1)`` diagonal has
