@@ -9,15 +9,17 @@ real array ``[Re x | Im x]``; derivations in ``docs/lru.md``.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from npseq._validation import check_bool, check_int, check_positive
-from npseq.cells.lru import gamma_log_init, lru_kind
+from npseq.cells.lru import gamma_log_init, lru_kind, lru_lambda
 from npseq.layers import RNNBase
 from npseq.layout import carries_from_state, state_from_carries
+from npseq.scan import linear_scan, linear_scan_backward
 
-__all__ = ["LRU"]
+__all__ = ["LRU", "LRUScanRecord", "lru_scan_forward", "lru_scan_backward"]
 
 
 def _check_radius(name, value) -> float:
@@ -126,3 +128,101 @@ class LRU(RNNBase):
                         (("state_size", self.hidden_size), ("r_min", 0.0), ("r_max", 1.0),
                          ("max_phase", 2 * np.pi)) if getattr(self, k) != d)
         return super().__repr__()[:-1] + extra + ")"
+
+
+# -- the recurrence as one linear scan: one layer, one direction -----------------------------
+class LRUScanRecord(NamedTuple):
+    """What :func:`lru_scan_backward` needs from :func:`lru_scan_forward` (complex arrays)."""
+
+    u: np.ndarray  # (T, B, D) the input
+    x0: np.ndarray  # (B, N) complex, the initial state
+    x: np.ndarray  # (T, B, N) complex, every state
+    bu: np.ndarray  # (T, B, N) complex, B u
+    lam: np.ndarray  # (N,) complex
+    gamma: np.ndarray  # (N,)
+    block: Optional[int]
+
+
+def lru_scan_forward(u, x0, p, block=None):
+    """The LRU over a whole sequence by :func:`npseq.scan.linear_scan`, with no loop of T
+    steps: one layer, one direction, every step real (no ``lengths``).
+
+    Parameters
+    ----------
+    u : ndarray, shape (T, B, D)
+    x0 : ndarray, shape (B, 2N), ``[Re x0 | Im x0]``
+    p : dict of one layer's parameters without suffix (:meth:`LRU.layer_params`), as
+        :func:`~npseq.cells.lru.lru_step_forward` reads them
+    block : int, optional
+        Steps per block of the scan (default ``ceil(sqrt(T))``).
+
+    Returns
+    -------
+    y : ndarray, shape (T, B, H)
+    x_n : ndarray, shape (B, 2N), the final state ``[Re | Im]``
+    record : LRUScanRecord
+
+    Notes
+    -----
+    The state recurrence is the first-order linear scan, in complex numbers, with the same
+    coefficient at every step; the read-out is one product over all steps::
+
+        x_t = lambda * x_{t-1} + b_t,    b_t = gamma * (B u_t)       (linear_scan)
+        y_t = Re(C x_t) + D u_t + b
+    """
+    N = p["nu_log"].shape[0]
+    lam_re, lam_im = lru_lambda(p["nu_log"], p["theta_log"])
+    lam = lam_re + 1j * lam_im  # (N,)
+    gamma = np.exp(p["gamma_log"])
+    x0c = x0[:, :N] + 1j * x0[:, N:]  # (B, N)
+    bu = u @ (p["B_re"] + 1j * p["B_im"]).T  # (T, B, N)
+    x = linear_scan(np.broadcast_to(lam, bu.shape), gamma * bu, x0c, block)  # (T, B, N)
+    y = x.real @ p["C_re"].T - x.imag @ p["C_im"].T + u @ p["D"].T  # (T, B, H)
+    if "bias_y" in p:
+        y += p["bias_y"]
+    x_n = np.concatenate([x[-1].real, x[-1].imag], axis=1)
+    return y, x_n, LRUScanRecord(u, x0c, x, bu, lam, gamma, block)
+
+
+def lru_scan_backward(dy, dx_n, record, p):
+    """Backward of :func:`lru_scan_forward`: returns ``(du, dx0, grads)``.
+
+    Notes
+    -----
+    The lines of :func:`~npseq.cells.lru.lru_step_backward` over all steps at once; the
+    state's total gradient ``g_t`` is the reverse scan with ``conj(lambda)``
+    (:func:`npseq.scan.linear_scan_backward`)::
+
+        dx_out_t = dy_t conj(C)                       the read-out's share of dx_t
+        g_{T-1} = dx_out_{T-1} + dx_n,  g_t = conj(lambda) g_{t+1} + dx_out_t
+        dx0 = conj(lambda) g_0
+        dlambda = sum_{t, batch} conj(x_{t-1}) g_t;   ds = conj(lambda) dlambda
+        dgamma = sum Re(conj(B u_t) g_t);   d(Bu)_t = gamma g_t
+        dB = sum d(Bu)_t^T u_t;   du_t = dy_t D + Re(d(Bu)_t conj(B))
+        dC = sum dy_t^T conj(x_t);   dD = sum dy_t^T u_t;   db = sum dy_t
+    """
+    r = record
+    N = r.lam.shape[0]
+    T, Bt = dy.shape[:2]
+    dx_out = dy @ p["C_re"] - 1j * (dy @ p["C_im"])  # (T, B, N)
+    dx_last = dx_n[:, :N] + 1j * dx_n[:, N:]
+    lam_conj = np.broadcast_to(r.lam.conj(), dx_out.shape)  # (T, B, N)
+    g, _, dx0c = linear_scan_backward(dx_out, dx_last, lam_conj, r.x, r.x0, r.block)
+    x_prev = np.concatenate([r.x0[None], r.x[:-1]])  # (T, B, N)
+    dlam = (x_prev.conj() * g).sum(axis=(0, 1))  # (N,)
+    ds = r.lam.conj() * dlam
+    dgamma = (r.bu.conj() * g).real.sum(axis=(0, 1))
+    dbu = r.gamma * g  # (T, B, N)
+    rows = lambda a: a.reshape(T * Bt, a.shape[-1])  # noqa: E731
+    dB = rows(dbu).T @ rows(r.u)  # (N, D) complex
+    dC = rows(dy).T @ rows(r.x).conj()  # (H, N) complex
+    grads = {"nu_log": -np.exp(p["nu_log"]) * ds.real,
+             "theta_log": np.exp(p["theta_log"]) * ds.imag,
+             "gamma_log": r.gamma * dgamma,
+             "B_re": dB.real, "B_im": dB.imag, "C_re": dC.real, "C_im": dC.imag,
+             "D": rows(dy).T @ rows(r.u)}
+    if "bias_y" in p:
+        grads["bias_y"] = dy.sum(axis=(0, 1))
+    du = dy @ p["D"] + (dbu @ (p["B_re"] - 1j * p["B_im"])).real  # (T, B, D)
+    dx0 = np.concatenate([dx0c.real, dx0c.imag], axis=1)
+    return du, dx0, grads

@@ -325,3 +325,27 @@ def test_truncated_bptt_passes_the_state_across_chunks():
     np.testing.assert_allclose(loss, np.sum(out ** 2), rtol=1e-12)
     np.testing.assert_allclose(x_n, x_all, rtol=1e-12)
     assert x_n.shape == (1, 2, 8) and all(np.any(v != 0) for v in m.grads.values())
+
+
+# -- 7. the recurrence as one linear scan, against the driver's loop ------------------------
+@pytest.mark.parametrize("T, block", [(1, None), (7, None), (7, 1), (7, 3), (7, 7), (130, None),
+                                      (130, 9)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_scan_gives_the_loops_values_and_every_gradient(T, block, bias):
+    from npseq.lru import lru_scan_backward, lru_scan_forward
+    rng = np.random.default_rng(T + (block or 0))
+    m = LRU(3, 4, state_size=5, bias=bias, seed=0)
+    set_params(m, rng)
+    u, x0 = rng.standard_normal((T, 2, 3)), rng.standard_normal((1, 2, 10))
+    dout, dx_n = rng.standard_normal((T, 2, 4)), rng.standard_normal((1, 2, 10))
+    out, x_n = m(u, x0)
+    du, dx0 = m.backward(dout, dx_n)
+    p = m.layer_params()
+    y, x_last, record = lru_scan_forward(u, x0[0], p, block)
+    du_s, dx0_s, grads = lru_scan_backward(dout, dx_n[0], record, p)
+    pairs = [(y, out), (x_last, x_n[0]), (du_s, du), (dx0_s, dx0[0])]
+    pairs += [(grads[k[:-3]], m.grads[k]) for k in m.params]
+    assert set(grads) == {k[:-3] for k in m.params}
+    for got, want in pairs:
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * max(1, np.abs(want).max()))
