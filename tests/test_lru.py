@@ -50,7 +50,7 @@ def lru_cases(draw):
     return m, x, x0, lengths, draw(st.integers(0, 2 ** 16))
 
 
-@settings(max_examples=examples(50))
+@settings(max_examples=examples(40))
 @given(lru_cases())
 def test_every_gradient_matches_central_differences(case):
     m, x, x0, lengths, seed = case
@@ -194,7 +194,7 @@ def test_the_parametrisation_keeps_lambda_inside_the_unit_disc():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_long_sequence_near_the_unit_circle_stays_finite(dtype):
     rng = np.random.default_rng(6)
-    T = 20000
+    T = 5000  # five memory lengths 1 / (1 - 0.999)
     m = LRU(2, 3, state_size=8, r_min=0.999, r_max=1.0, dtype=dtype, seed=0)
     u = rng.standard_normal((T, 1, 2)).astype(dtype)
     out, x_n = m(u)
