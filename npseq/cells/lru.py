@@ -229,7 +229,12 @@ def lru_kind(state_size: int, r_min: float = 0.0, r_max: float = 1.0,
              max_phase: float = 2 * np.pi, bias: bool = True) -> CellKind:
     """The LRU :class:`~npseq.CellKind` of ``N = state_size`` and an initial ring (checked by
     the caller). ``bias`` adds ``bias_y (H,)``, starting at 0. ``gamma_log`` starts at 0 here:
-    set it with :func:`gamma_log_init` from ``nu_log`` (:class:`npseq.LRU` does)."""
+    set it with :func:`gamma_log_init` from ``nu_log`` (:class:`npseq.LRU` does).
+
+    The carry is ``(y, x)`` with ``x`` of ``2 * state_size`` features: run the kind through
+    :class:`npseq.LRU`, whose public state is ``x``. A generic ``npseq.Recurrent`` of this
+    kind would build its second state with ``hidden_size`` features, which fits only when
+    ``hidden_size == 2 * state_size``."""
     N = state_size
     specs = (ParamSpec("nu_log", (N,), partial(nu_log_init, r_min=r_min, r_max=r_max)),
              ParamSpec("theta_log", (N,), partial(theta_log_init, max_phase=max_phase)),
