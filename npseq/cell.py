@@ -285,10 +285,13 @@ class LSTMCell(RNNCellBase):
     ``nonlinearity``; ``zoneout`` may be ``(p_h, p_c)``), plus the variants (keyword only;
     see :mod:`npseq.cells.variants`):
 
-    layer_norm : bool, default False
-        Layer normalisation of both projections and of ``c`` before the output activation
-        (Ba et al. 2016), with gains ``ln_*_weight`` (init 1) and biases ``ln_*_bias``
-        (init 0): :mod:`npseq.cells.lstm_layernorm`.
+    layer_norm : bool or "labml", default False
+        True: layer normalisation of both projections and of ``c`` before the output
+        activation (Ba et al. 2016), with gains ``ln_*_weight`` (init 1) and biases
+        ``ln_*_bias`` (init 0): :mod:`npseq.cells.lstm_layernorm`. "labml": the labml
+        annotated implementation's placement, one LayerNorm on each gate pre-activation of
+        the summed projections (``ln_i_*``, ``ln_f_*``, ``ln_g_*``, ``ln_o_*``) and one on
+        ``c`` (``ln_c_*``): :mod:`npseq.cells.lstm_labml`.
     peephole : bool, default False
         Peephole connections (Gers et al. 2002), ``weight_ch`` of shape (3, hidden_size):
         :mod:`npseq.cells.lstm_peephole`. At most one of ``layer_norm``, ``peephole``.
@@ -304,7 +307,8 @@ class LSTMCell(RNNCellBase):
                  recurrent_activation: str = "sigmoid", recurrent_dropout: float = 0.0,
                  weight_dropout: float = 0.0, zoneout: ZoneoutLike = 0.0) -> None:
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
-        self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
+        self.layer_norm = variants.check_layer_norm(layer_norm)  # checked by lstm_kind too
+        self.peephole = bool(peephole)
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, bias, dtype, seed,
                          recurrent_dropout=recurrent_dropout, weight_dropout=weight_dropout,

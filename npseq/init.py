@@ -138,7 +138,8 @@ def _check_lstm(module, name):
     if module.layer_norm:
         raise ValueError(f"module: {name} expects an LSTM without layer_norm (its bias_ih and "
                          f"bias_hh are added before the normalisation; set the forget block "
-                         f"of ln_ih_bias / ln_hh_bias instead)")
+                         f"of ln_ih_bias / ln_hh_bias instead, or ln_f_bias with "
+                         f"layer_norm='labml')")
 
 
 def forget_bias_(module: InitT, value: float = 1.0) -> InitT:

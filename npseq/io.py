@@ -27,6 +27,7 @@ from npseq.cells.base import CellKind
 from npseq.dropout import Dropout, LockedDropout
 from npseq.layers import GRU, LSTM, RNN
 from npseq.model import FinalState, LastStep, Sequential
+from npseq.lru import LRU
 from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
@@ -43,7 +44,7 @@ FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, FinalState, Sequential,
                                          Recurrent, RecurrentCell, Dropout, LockedDropout,
-                                         IndRNN, MinGRU, MinLSTM, Seq2Seq)}
+                                         IndRNN, MinGRU, MinLSTM, Seq2Seq, LRU)}
 
 
 def _config(module: Any, where: str = "model") -> dict:

@@ -431,6 +431,9 @@ class LSTM(RNNBase):
 
         layer_norm=False, peephole=False, activation="tanh", recurrent_activation="sigmoid"
 
+    ``layer_norm=True`` is Ba et al.'s layer-normalised LSTM, ``layer_norm="labml"`` the
+    labml annotated implementation's (a LayerNorm on each gate); see ``docs/variants.md``.
+
     A projection needs the plain cell (no ``layer_norm`` or ``peephole``).
 
     ``out, (h_n, c_n) = m(x, (h0, c0))``;
@@ -445,7 +448,8 @@ class LSTM(RNNBase):
                  checkpoint_every: Optional[int] = None, weight_dropout: float = 0.0,
                  zoneout: ZoneoutLike = 0.0, recurrent_dropout: float = 0.0) -> None:
         self.kind = variants.lstm_kind(layer_norm, peephole, activation, recurrent_activation)
-        self.layer_norm, self.peephole = bool(layer_norm), bool(peephole)  # checked by lstm_kind
+        self.layer_norm = variants.check_layer_norm(layer_norm)  # checked by lstm_kind too
+        self.peephole = bool(peephole)
         self.activation, self.recurrent_activation = activation, recurrent_activation
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype, seed,

@@ -73,7 +73,10 @@ BAD = {
     "seed": [(1.5, TypeError), ("0", TypeError), (-1, ValueError)],
 }
 BAD["batch_first"] = BAD["bidirectional"] = BAD["bias"]
-BAD["layer_norm"] = BAD["peephole"] = BAD["reset_after"] = BAD["bias"]  # the cell variants
+BAD["peephole"] = BAD["reset_after"] = BAD["bias"]  # the cell variants
+# layer_norm: a bool, or the string "labml": another string is a bad value of a right type
+BAD["layer_norm"] = [(1, TypeError), ("yes", ValueError), ("Labml", ValueError),
+                     (None, TypeError), (np.array([True]), TypeError)]
 BAD["activation"] = BAD["recurrent_activation"] = [("foo", ValueError), ("Tanh", ValueError),
                                                    (3, TypeError), (None, TypeError)]
 BAD["checkpoint_every"] = [(0, ValueError), (1.5, TypeError), (True, TypeError)]

@@ -5,6 +5,7 @@ option                   cell                                        module
 =======================  ==========================================  =====================
 LSTM (default)           PyTorch's LSTM                              :mod:`.lstm`
 ``layer_norm=True``      layer-normalised LSTM (Ba et al. 2016)      :mod:`.lstm_layernorm`
+``layer_norm="labml"``   labml's LayerNorm LSTM (LN on each gate)    :mod:`.lstm_labml`
 ``peephole=True``        peephole LSTM (Gers et al. 2002)            :mod:`.lstm_peephole`
 GRU (default)            PyTorch's GRU, ``reset_after=True``         :mod:`.gru`
 ``reset_after=False``    original GRU (Cho et al. 2014)              :mod:`.gru_reset_before`
@@ -19,16 +20,23 @@ defaults return the very CellKind objects of the plain cells.
 from __future__ import annotations
 
 from functools import partial
+from typing import Union
+
+import numpy as np
 
 from npseq._validation import check_bool
 from npseq.activations import get_activation
 from npseq.cells import gru, lstm
 from npseq.cells.base import CellKind
 from npseq.cells.gru_reset_before import GRU_RESET_BEFORE
+from npseq.cells.lstm_labml import LSTM_LAYERNORM_LABML
 from npseq.cells.lstm_layernorm import LSTM_LAYERNORM
 from npseq.cells.lstm_peephole import LSTM_PEEPHOLE
 
-__all__ = ["lstm_kind", "gru_kind", "with_activations", "VARIANT_DEFAULTS"]
+__all__ = ["lstm_kind", "gru_kind", "with_activations", "check_layer_norm", "VARIANT_DEFAULTS"]
+
+#: The values of ``layer_norm`` besides False and True (Ba et al.).
+LAYER_NORMS = ("labml",)
 
 
 def with_activations(kind: CellKind, activation: str = "tanh",
@@ -48,14 +56,32 @@ def with_activations(kind: CellKind, activation: str = "tanh",
                          step_backward=partial(kind.step_backward, **bound))
 
 
-def lstm_kind(layer_norm: bool = False, peephole: bool = False, activation: str = "tanh",
-              recurrent_activation: str = "sigmoid") -> CellKind:
-    """The LSTM variant of the given options (at most one of ``layer_norm``, ``peephole``)."""
-    layer_norm = check_bool("layer_norm", layer_norm)
+def check_layer_norm(value: Union[bool, str]) -> Union[bool, str]:
+    """``layer_norm``: False, True (Ba et al. 2016) or "labml" (labml's placement); returned
+    as a bool or that string."""
+    if isinstance(value, str):
+        if value in LAYER_NORMS:
+            return value
+        raise ValueError(f"layer_norm: expected False, True (Ba et al.) or 'labml', got "
+                         f"{value!r}")
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"layer_norm: expected False, True (Ba et al.) or 'labml', got "
+                        f"{value!r}")
+    return bool(value)
+
+
+def lstm_kind(layer_norm: Union[bool, str] = False, peephole: bool = False,
+              activation: str = "tanh", recurrent_activation: str = "sigmoid") -> CellKind:
+    """The LSTM variant of the given options (at most one of ``layer_norm``, ``peephole``).
+
+    ``layer_norm=True`` is Ba et al.'s cell (:mod:`.lstm_layernorm`), ``layer_norm="labml"``
+    labml's (:mod:`.lstm_labml`)."""
+    layer_norm = check_layer_norm(layer_norm)
     peephole = check_bool("peephole", peephole)
     if layer_norm and peephole:
-        raise ValueError("layer_norm, peephole: expected at most one of them True, got both")
-    kind = LSTM_LAYERNORM if layer_norm else LSTM_PEEPHOLE if peephole else lstm.LSTM
+        raise ValueError("layer_norm, peephole: expected at most one of them set, got both")
+    kind = (LSTM_LAYERNORM_LABML if layer_norm == "labml" else LSTM_LAYERNORM if layer_norm
+            else LSTM_PEEPHOLE if peephole else lstm.LSTM)
     return with_activations(kind, activation, recurrent_activation)
 
 
