@@ -29,6 +29,7 @@ from npseq.modern import IndRNN, MinGRU, MinLSTM
 from npseq.module import Module
 from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
+from npseq.xlstm import MLSTM, SLSTM
 
 __all__ = ["save", "load"]
 
@@ -37,7 +38,7 @@ FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, Sequential, Recurrent,
                                          RecurrentCell, Dropout, LockedDropout, IndRNN, MinGRU,
-                                         MinLSTM)}
+                                         MinLSTM, SLSTM, MLSTM)}
 
 
 def _config(module, where="model") -> dict:

@@ -69,9 +69,9 @@ class SLSTMCache(NamedTuple):
     f_tilde: np.ndarray  # (B, H) forget pre-activation, for d log f / d f~
     i_tilde: np.ndarray  # (B, H)
     a: np.ndarray  # (B, H) log f + m_{t-1}
-    from_a: np.ndarray  # (B, H) bool: the max took a (else i~)
+    from_a: np.ndarray  # (B, H) bool: the max took a (else i~, or the unit was empty)
     i: np.ndarray  # (B, H) i' = exp(i~ - m)
-    f: np.ndarray  # (B, H) f' = exp(a - m)
+    f: np.ndarray  # (B, H) f' = exp(a - m), 0 for an empty unit
     z: np.ndarray  # (B, H) tanh(z~)
     o: np.ndarray  # (B, H) sigmoid(o~)
     c: np.ndarray  # (B, H) c~_t
@@ -103,9 +103,14 @@ def slstm_step_forward(gx, carry, p, num_heads=1, forget="sigmoid"):
 
         g  = gx + blockdiag(R) h_prev          (B, 4H): (i~, f~, z~, o~)
         a  = log f(f~) + m_prev                log sigmoid(f~), or f~ with forget="exp"
-        m  = max(a, i~)                        i~ where n_prev == 0 (an empty state)
+        m  = max(a, i~)                        i~ where n_prev == 0 (an empty unit)
         i' = exp(i~ - m)
-        f' = exp(a - m)
+        f' = exp(a - m)                        0 where n_prev == 0: nothing to forget
+
+    An empty unit (``n_prev == 0``, as in the zero state) starts afresh, ``c = z``,
+    ``n = 1``, ``m = i~`` (the NX-AI code's start): for the zero state these are the
+    paper's ``c_1 = i_1 z_1``, ``n_1 = i_1`` exactly, with no 0/0 when ``i_1`` underflows;
+    the unit's ``c_prev`` is not read (its gradient there is zero).
         z  = tanh(z~)
         o  = sigmoid(o~)
         c  = f' * c_prev + i' * z
@@ -119,10 +124,11 @@ def slstm_step_forward(gx, carry, p, num_heads=1, forget="sigmoid"):
     g = gx + gh.transpose(2, 0, 1, 3).reshape(B, 4 * H)  # (B, 4H); gh was (4, NH, B, dh)
     i_tilde, f_tilde, z_tilde, o_tilde = (g[:, k * H:(k + 1) * H] for k in range(4))
     a = log_forget(f_tilde, forget) + m_prev
-    from_a = (a >= i_tilde) & (n_prev != 0)
+    empty = n_prev == 0  # a unit that holds nothing starts afresh: m = i~, f' = 0
+    from_a = (a >= i_tilde) & ~empty
     m = np.where(from_a, a, i_tilde)
     i = np.exp(i_tilde - m)
-    f = np.exp(a - m)
+    f = np.exp(np.where(empty, -np.inf, a - m))
     z = np.tanh(z_tilde)
     o = sigmoid(o_tilde)
     c = f * c_prev + i * z
@@ -217,9 +223,9 @@ class MLSTMCache(NamedTuple):
     f_tilde: np.ndarray  # (B, NH)
     i_tilde: np.ndarray  # (B, NH)
     a: np.ndarray  # (B, NH) log f + m_{t-1}
-    from_a: np.ndarray  # (B, NH) bool: the max took a (else i~)
+    from_a: np.ndarray  # (B, NH) bool: the max took a (else i~, or the head was empty)
     i: np.ndarray  # (B, NH) i' = exp(i~ - m)
-    f: np.ndarray  # (B, NH) f' = exp(a - m)
+    f: np.ndarray  # (B, NH) f' = exp(a - m), 0 for an empty head
     q: np.ndarray  # (B, NH, dh)
     k: np.ndarray  # (B, NH, dh) scaled by 1/sqrt(dh)
     v: np.ndarray  # (B, NH, dh)
@@ -266,12 +272,19 @@ def mlstm_step_forward(x, carry, p, num_heads=1, forget="sigmoid"):
         i~ = W_i x + b_i;  f~ = W_f x + b_f                                   (B, NH)
         o = sigmoid(W_o x + b_o)                                              (B, H)
         a  = log f(f~) + m_prev
-        m  = max(a, i~)
-        i' = exp(i~ - m);  f' = exp(a - m)
+        m  = max(a, i~)                         i~ for an empty head (n_prev = 0)
+        i' = exp(i~ - m);  f' = exp(a - m)      f' = 0 for an empty head
+
+    An empty head (``n_prev`` the zero vector, as in the zero state) starts afresh as the
+    sLSTM's empty unit: ``m = i~``, ``C = v k^T``, ``n = k``, its ``C_prev`` not read.
+    Without this, a forget gate ``exp(f~)`` at ``f~ = 1e4`` would set ``m = 1e4`` over an
+    empty memory, ``i'`` would underflow, and the backward would need ``0 * exp(1e4)``.
         C  = f' C_prev + i' v k^T
         n  = f' n_prev + i' k
         s  = n . q
         den = max(|s|, exp(-m))                 = exp(-m) max(|n_true . q|, 1)
+                                                at least the smallest normal number: no
+                                                0/0 when s = 0 and exp(-m) underflows
         h~ = C q / den
         h  = o * h~
     """
@@ -288,15 +301,16 @@ def mlstm_step_forward(x, carry, p, num_heads=1, forget="sigmoid"):
     C_prev = C_prev.reshape(B, NH, dh, dh)
     n_prev = _heads(n_prev, NH)
     a = log_forget(f_tilde, forget) + m_prev
-    from_a = a >= i_tilde
+    empty = np.all(n_prev == 0, axis=-1)  # (B, NH) a head that holds nothing starts afresh
+    from_a = (a >= i_tilde) & ~empty
     m = np.where(from_a, a, i_tilde)
     i = np.exp(i_tilde - m)
-    f = np.exp(a - m)
+    f = np.exp(np.where(empty, -np.inf, a - m))
     C = f[..., None, None] * C_prev + i[..., None, None] * (v[..., :, None] * k[..., None, :])
     n = f[..., None] * n_prev + i[..., None] * k
     s = np.einsum("bjd,bjd->bj", n, q)
     with np.errstate(over="ignore"):  # exp(-m) = inf for m < -log(max float): h~ = 0, exact
-        den = np.maximum(np.abs(s), np.exp(-m))
+        den = np.maximum(np.maximum(np.abs(s), np.exp(-m)), np.finfo(s.dtype).tiny)
     h_tilde = (C @ q[..., None])[..., 0] / den[..., None]
     h = o * h_tilde.reshape(B, H)
     cache = MLSTMCache(x, C_prev, n_prev, f_tilde, i_tilde, a, from_a, i, f, q, k, v, o, C, n,
@@ -323,7 +337,9 @@ def mlstm_step_backward(dcarry, cache, p, num_heads=1, forget="sigmoid"):
         dnum   = dh~ / den                       num = C q
         dden   = -sum_d dh~ * h~ / den
         ds     = dden * sign(s)  where |s| >= exp(-m)
-        dm    += -dden * den      elsewhere       d exp(-m) / dm = -exp(-m) = -den
+        dm    += -dden * den      elsewhere       d exp(-m) / dm = -exp(-m) = -den;
+                                                computed as sum_d dh~ * h~ (no 0 * inf)
+                                                (neither where den is the floor)
         dC    += dnum q^T;  dq = C^T dnum + ds * n;  dn += ds * q
         di'    = sum(dC * v k^T) + dn . k;  df' = sum(dC * C_prev) + dn . n_prev
         dv     = i' dC k;  dk = i' (dC^T v + dn)
@@ -343,10 +359,12 @@ def mlstm_step_backward(dcarry, cache, p, num_heads=1, forget="sigmoid"):
     do = dh * c.h_tilde.reshape(B, H)
     dh_tilde = _heads(dh * c.o, NH)
     dnum = dh_tilde / c.den[..., None]
-    dden = -np.einsum("bjd,bjd->bj", dh_tilde, c.h_tilde) / c.den
-    by_s = np.abs(c.s) >= c.den  # the max took |s| (else exp(-m))
+    dh_dot_h = np.einsum("bjd,bjd->bj", dh_tilde, c.h_tilde)  # (B, NH)
+    dden = -dh_dot_h / c.den
+    by_s = np.abs(c.s) >= c.den  # the max took |s| (else exp(-m), or the floor)
+    by_m = ~by_s & (c.den > np.finfo(c.den.dtype).tiny)
     ds = np.where(by_s, dden * np.sign(c.s), 0)
-    dm = dm + np.where(by_s, 0, -dden * c.den)
+    dm = dm + np.where(by_m, dh_dot_h, 0)  # -dden * den, also where den = exp(-m) = inf
     dC = dC + dnum[..., :, None] * c.q[..., None, :]
     dq = (dnum[..., None, :] @ c.C)[..., 0, :] + ds[..., None] * c.n
     dn = dn + ds[..., None] * c.q
