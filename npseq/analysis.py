@@ -115,7 +115,8 @@ def gradient_norms(module, x, dout=None, dstate=None, state=None, lengths=None, 
     dict
         ``{(layer, direction): {"h": norms, "c": norms}}``. ``"c"`` is present for the LSTM
         only; a kind with a longer carry has one entry per part, named as
-        :meth:`npseq.CellKind.carry_names` (the sLSTM's ``h, c, n, m``). ``norms`` has shape (T,), or (T, B) with ``per_sequence``, and is indexed by
+        :meth:`npseq.CellKind.carry_names` (the sLSTM's ``h, c, n, m``). ``norms`` has
+        shape (T,), or (T, B) with ``per_sequence``, and is indexed by
         the position in the sequence (in both directions). ``norms[t]`` is the Euclidean
         norm over features, ``||dL/dh_t||_2`` for each sequence, averaged over the
         sequences when ``per_sequence`` is False. Steps past a sequence's length are NaN,

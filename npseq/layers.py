@@ -264,9 +264,9 @@ class RNNBase(Module):
     # -- the public state and the core's carries -------------------------------------------
     def state_to_carries(self, state, batch: int, unbatched: bool = False,
                          argname: str = "state") -> tuple:
-        """A public state (``h``, ``(h, c)`` or a longer tuple, or their gradients) -> the core's carries,
-        each ``(num_layers * num_directions, batch, .)``, checked and cast; None gives
-        zeros."""
+        """A public state (``h``, ``(h, c)`` or a longer tuple, or their gradients) -> the
+        core's carries, each ``(num_layers * num_directions, batch, .)``, checked and cast;
+        None gives zeros."""
         LD = self.num_layers * self.num_directions
         sizes = self.kind.carry_sizes(self.hidden_size, self.output_size)
         labels = tuple(f"d{name}_n" if argname.startswith("d") else f"{name}0"

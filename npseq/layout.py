@@ -59,13 +59,14 @@ def sequence_input(x, dtype, input_size: int, batch_first: bool, name: str = "x"
 
 def carries_from_state(argname: str, state, *, labels: tuple, shapes: tuple, what: tuple,
                        dtype, owner: str, unbatched: bool, allow_none: bool = True) -> tuple:
-    """A public state (an array, or a tuple of two) -> the carry tuple, checked and cast.
+    """A public state (an array, or a tuple of two or more) -> the carry tuple, checked and
+    cast.
 
     Parameters
     ----------
     argname : the argument's name in messages ("state", "dstate", "h0" ...)
-    state : None (zeros, if ``allow_none``), an array (one label), or a tuple/list of ``len(labels)``
-        parts, each None (zeros) or an array
+    state : None (zeros, if ``allow_none``), an array (one label), or a tuple/list of
+        ``len(labels)`` parts, each None (zeros) or an array
     labels : one name per part, e.g. ("h0", "c0")
     shapes : the expected *batched* shape of each part, e.g. ((L*D, B, H_out), (L*D, B, H))
     what : one description per part for messages, e.g. "(num_layers * num_directions,
