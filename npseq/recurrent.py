@@ -72,7 +72,8 @@ class RecurrentCell(RNNCellBase):
     kind : CellKind
     input_size, hidden_size, bias, dtype, seed : as :class:`npseq.RNNCell`
 
-    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
+    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two (a
+    tuple of its ``num_states`` parts, named by ``kind.carry_names()``, with more).
     """
 
     def __init__(self, kind, input_size, hidden_size, bias=True, dtype=np.float64, seed=None):

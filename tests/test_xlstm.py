@@ -387,3 +387,40 @@ def test_inputs_are_not_modified():
         m.backward(dout, dstate)
         for a, b in zip((x, dout, *state, *dstate), saved):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_recurrent_cell_of_the_kind_is_one_step_of_the_layer(cls):
+    """npseq.RecurrentCell runs the same kind one step at a time, its 4-part state included:
+    T steps of the cell (parameters copied from the layer) give the layer's values and
+    gradients."""
+    rng = np.random.default_rng(13)
+    layer = cls(3, 4, num_heads=2, bias=cls is SLSTM, seed=0)
+    set_params(layer, rng)
+    cell = npseq.RecurrentCell(layer.kind, 3, 4, bias=cls is SLSTM, seed=1)
+    assert set(cell.params) == {k[:-3] for k in layer.params}
+    for k in cell.params:
+        cell.params[k][...] = layer.params[k + "_l0"]
+    x, state = rng.standard_normal((5, 2, 3)), random_state(layer, 2, rng)
+    dout = rng.standard_normal((5, 2, 4))
+    out, final = layer(x, state)
+    dx, dstate0 = layer.backward(dout)
+    carry, steps = tuple(s[0] for s in state), []
+    for t in range(5):
+        carry = cell(x[t], carry)
+        steps.append(carry)
+        np.testing.assert_allclose(carry[0], out[t], rtol=1e-13, atol=1e-15)
+    for a, b in zip(carry, final):
+        np.testing.assert_allclose(a, b[0], rtol=1e-13, atol=1e-15)
+    dcarry = tuple(np.zeros_like(c) for c in carry)
+    dxs = []
+    for t in reversed(range(5)):
+        dcarry = (dcarry[0] + dout[t],) + tuple(dcarry[1:])
+        dx_t, dcarry = cell.backward(dcarry)
+        dxs.append(dx_t)
+    np.testing.assert_allclose(np.array(dxs[::-1]), dx, rtol=1e-12, atol=1e-14)
+    for a, b in zip(dcarry, dstate0):
+        np.testing.assert_allclose(a, b[0], rtol=1e-12, atol=1e-14)
+    for k in cell.params:
+        np.testing.assert_allclose(cell.grads[k], layer.grads[k + "_l0"], rtol=1e-12,
+                                   atol=1e-14)
