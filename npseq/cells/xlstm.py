@@ -106,16 +106,16 @@ def slstm_step_forward(gx, carry, p, num_heads=1, forget="sigmoid"):
         m  = max(a, i~)                        i~ where n_prev == 0 (an empty unit)
         i' = exp(i~ - m)
         f' = exp(a - m)                        0 where n_prev == 0: nothing to forget
-
-    An empty unit (``n_prev == 0``, as in the zero state) starts afresh, ``c = z``,
-    ``n = 1``, ``m = i~`` (the NX-AI code's start): for the zero state these are the
-    paper's ``c_1 = i_1 z_1``, ``n_1 = i_1`` exactly, with no 0/0 when ``i_1`` underflows;
-    the unit's ``c_prev`` is not read (its gradient there is zero).
         z  = tanh(z~)
         o  = sigmoid(o~)
         c  = f' * c_prev + i' * z
         n  = f' * n_prev + i'
         h  = o * c / n
+
+    An empty unit (``n_prev == 0``, as in the zero state) starts afresh, ``c = z``,
+    ``n = 1``, ``m = i~`` (the NX-AI code's start): for the zero state these are the
+    paper's ``c_1 = i_1 z_1``, ``n_1 = i_1`` exactly, with no 0/0 when ``i_1`` underflows;
+    the unit's ``c_prev`` is not read (its gradient there is zero).
     """
     h_prev, c_prev, n_prev, m_prev = carry
     B, H = h_prev.shape
@@ -149,8 +149,10 @@ def slstm_step_backward(dcarry, cache, p, num_heads=1, forget="sigmoid"):
 
     Notes
     -----
-    One line a derivative, the forward's lines in reverse order (``dm`` arrives with the
-    carry and is exactly zero unless the loss reads ``m`` itself: ``docs/xlstm.md``)::
+    One line a derivative, the forward's lines in reverse order. ``dm`` arrives with the
+    carry; after this step's own terms the ``dm`` that reaches the max is zero up to
+    rounding unless the loss reads ``m`` itself (the outputs do not depend on ``m``:
+    ``docs/xlstm.md``)::
 
         do    = dh * c / n
         dc   += dh * o / n
@@ -204,7 +206,7 @@ def _r_shape(hidden_size, num_heads):
 @lru_cache(maxsize=None)
 def slstm_kind(num_heads: int = 1, forget: str = "sigmoid") -> CellKind:
     """The sLSTM kind of ``num_heads`` and a forget gate ("sigmoid" or "exp"), checked by
-    the caller; one object per pair (so kinds compare and pickle by value)."""
+    the caller; one object per pair, so layers of the same options share their kind."""
     spec = ParamSpec("weight_r", partial(_r_shape, num_heads=num_heads))
     return CellKind(f"SLSTM_{forget.upper()}_NH{num_heads}", 4, 4,
                     partial(slstm_step_forward, num_heads=num_heads, forget=forget),
@@ -330,8 +332,8 @@ def mlstm_step_backward(dcarry, cache, p, num_heads=1, forget="sigmoid"):
 
     Notes
     -----
-    One line a derivative, the forward's lines in reverse order (``dm`` as for the sLSTM,
-    ``docs/xlstm.md``)::
+    One line a derivative, the forward's lines in reverse order (``dm`` as for the sLSTM:
+    the part that reaches the max is zero up to rounding unless the loss reads ``m``)::
 
         do     = dh * h~;  dh~ = dh * o
         dnum   = dh~ / den                       num = C q
@@ -408,7 +410,7 @@ def forget_bias_init(rng, shape):
 @lru_cache(maxsize=None)
 def mlstm_kind(num_heads: int = 1, forget: str = "sigmoid", bias: bool = True) -> CellKind:
     """The mLSTM kind of ``num_heads``, a forget gate and ``bias``, checked by the caller;
-    one object per triple (so kinds compare and pickle by value)."""
+    one object per triple, so layers of the same options share their kind."""
     specs = [ParamSpec("weight_" + g, ("H", "D")) for g in "qkvo"]
     specs += [ParamSpec("weight_" + g, (num_heads, "D")) for g in "if"]
     if bias:
