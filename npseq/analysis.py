@@ -117,7 +117,9 @@ def gradient_norms(module: RNNBase, x: ArrayLike, dout: Optional[ArrayLike] = No
     -------
     dict
         ``{(layer, direction): {"h": norms, "c": norms}}``. ``"c"`` is present for the LSTM
-        only. ``norms`` has shape (T,), or (T, B) with ``per_sequence``, and is indexed by
+        only; a kind with a longer carry has one entry per part, named as
+        :meth:`npseq.CellKind.carry_names` (the sLSTM's ``h, c, n, m``). ``norms`` has
+        shape (T,), or (T, B) with ``per_sequence``, and is indexed by
         the position in the sequence (in both directions). ``norms[t]`` is the Euclidean
         norm over features, ``||dL/dh_t||_2`` for each sequence, averaged over the
         sequences when ``per_sequence`` is False. Steps past a sequence's length are NaN,
@@ -158,7 +160,7 @@ def gradient_norms(module: RNNBase, x: ArrayLike, dout: Optional[ArrayLike] = No
     stack_backward(module.kind, module.stack_params(), record, dout, dfinals, trace=trace)
     result = {}
     for key, dcarries in trace.items():
-        names = ("h", "c")[:len(dcarries)]
+        names = module.kind.carry_names()  # ("h",), ("h", "c"), or e.g. ("h", "c", "n", "m")
         result[key] = {name: _reduce(np.linalg.norm(d, axis=-1), valid, per_sequence)
                        for name, d in zip(names, dcarries)}
     return result

@@ -226,11 +226,14 @@ class RNNCellBase(Module):
                        argname: str = "state", allow_none: bool = True) -> tuple:
         """A public state (an array, or ``(h, c)`` for two states) or its gradient -> the
         carry tuple of (B, H) arrays, checked and cast; None gives zeros."""
-        n = self.kind.num_states
-        labels = (("dh", "dc") if argname.startswith("d") else ("h", "c"))[:n]
-        what = ("(hidden_size,)" if unbatched else "(batch, hidden_size)",) * n
+        sizes = self.kind.carry_sizes(self.hidden_size)
+        labels = tuple(("d" if argname.startswith("d") else "") + name
+                       for name in self.kind.carry_names())
+        what = tuple(f"({size},)" if unbatched else f"(batch, {size})" for size in sizes)
+        if self.kind.state_sizes is None:
+            what = ("(hidden_size,)" if unbatched else "(batch, hidden_size)",) * len(sizes)
         return carries_from_state(argname, state, labels=labels,
-                                  shapes=((batch, self.hidden_size),) * n, what=what,
+                                  shapes=tuple((batch, size) for size in sizes), what=what,
                                   dtype=self.dtype, owner=type(self).__name__,
                                   unbatched=unbatched, allow_none=allow_none)
 

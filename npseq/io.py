@@ -33,6 +33,7 @@ from npseq.module import Module
 from npseq.nn import Embedding, Linear
 from npseq.recurrent import Recurrent, RecurrentCell
 from npseq.seq2seq import Seq2Seq
+from npseq.xlstm import MLSTM, SLSTM
 
 #: What ``save`` and ``load`` take as ``path``: a file name or a binary file object.
 PathLike = Union[str, "os.PathLike[str]", IO[bytes]]
@@ -44,7 +45,7 @@ FORMAT_VERSION = 1
 CLASSES = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear,
                                          Embedding, LastStep, FinalState, Sequential,
                                          Recurrent, RecurrentCell, Dropout, LockedDropout,
-                                         IndRNN, MinGRU, MinLSTM, Seq2Seq, LRU)}
+                                         IndRNN, MinGRU, MinLSTM, Seq2Seq, LRU, SLSTM, MLSTM)}
 
 
 def _config(module: Any, where: str = "model") -> dict:

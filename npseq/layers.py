@@ -31,14 +31,15 @@ from npseq.stack import StackRecord, dropout_mask, stack_backward, stack_forward
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
 
 
-def zoneout_rates(zoneout: ZoneoutLike, num_states: int) -> tuple:
+def zoneout_rates(zoneout: ZoneoutLike, num_states: int,
+                  names: Optional[tuple] = None) -> tuple:
     """The ``zoneout=`` argument of a layer or cell (a rate, or one per state) -> a tuple of
-    ``num_states`` rates in [0, 1), checked."""
+    ``num_states`` rates in [0, 1), checked; ``names``: the states' (for the message)."""
     n = num_states
     rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
     if len(rates) != n:
         raise ValueError(f"zoneout: expected a rate or a tuple of {n} (one per state "
-                         f"{('h', 'c')[:n]}), got {zoneout!r}")
+                         f"{names or ('h', 'c')[:n]}), got {zoneout!r}")
     return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
                                    else "zoneout", r) for k, r in enumerate(rates))
 
@@ -130,7 +131,7 @@ class RNNBase(Module):
 
     def _zoneout_rates(self, zoneout):
         """``zoneout`` (a rate, or one per state) -> a tuple of rates in [0, 1)."""
-        return zoneout_rates(zoneout, self.kind.num_states)
+        return zoneout_rates(zoneout, self.kind.num_states, self.kind.carry_names())
 
     def core_options(self) -> dict:
         """The keyword arguments of :func:`npseq.stack.stack_forward` for this layer's
@@ -333,16 +334,20 @@ class RNNBase(Module):
     # -- the public state and the core's carries -------------------------------------------
     def state_to_carries(self, state: StateLike, batch: int, unbatched: bool = False,
                          argname: str = "state") -> tuple:
-        """A public state (``h`` or ``(h, c)``, or their gradients) -> the core's carries,
-        each ``(num_layers * num_directions, batch, .)``, checked and cast; None gives
-        zeros."""
-        n = self.kind.num_states
+        """A public state (``h``, ``(h, c)`` or a longer tuple, or their gradients) -> the
+        core's carries, each ``(num_layers * num_directions, batch, .)``, checked and cast;
+        None gives zeros."""
         LD = self.num_layers * self.num_directions
-        sizes = (self.output_size, self.hidden_size)[:n]
-        labels = (("dh_n", "dc_n") if argname.startswith("d") else ("h0", "c0"))[:n]
+        sizes = self.kind.carry_sizes(self.hidden_size, self.output_size)
+        labels = tuple(f"d{name}_n" if argname.startswith("d") else f"{name}0"
+                       for name in self.kind.carry_names())
+        if self.kind.state_sizes is None:
+            features = tuple("hidden_size)" if k or not self.proj_size else "proj_size)"
+                             for k in range(len(sizes)))
+        else:  # a kind's own sizes, given as numbers
+            features = tuple(f"{size})" for size in sizes)
         what = tuple("(num_layers * num_directions, " + ("" if unbatched else "batch, ")
-                     + ("hidden_size)" if size == self.hidden_size else "proj_size)")
-                     for size in sizes)
+                     + feature for feature in features)
         return carries_from_state(argname, state, labels=labels,
                                   shapes=tuple((LD, batch, s) for s in sizes), what=what,
                                   dtype=self.dtype, owner=type(self).__name__,

@@ -62,13 +62,14 @@ def sequence_input(x: ArrayLike, dtype: DTypeLike, input_size: int, batch_first:
 def carries_from_state(argname: str, state: StateLike, *, labels: tuple, shapes: tuple,
                        what: tuple, dtype: DTypeLike, owner: str, unbatched: bool,
                        allow_none: bool = True) -> tuple:
-    """A public state (an array, or a tuple of two) -> the carry tuple, checked and cast.
+    """A public state (an array, or a tuple of two or more) -> the carry tuple, checked and
+    cast.
 
     Parameters
     ----------
     argname : the argument's name in messages ("state", "dstate", "h0" ...)
-    state : None (zeros, if ``allow_none``), an array, or a tuple/list of ``len(labels)``
-        parts, each None (zeros) or an array
+    state : None (zeros, if ``allow_none``), an array (one label), or a tuple/list of
+        ``len(labels)`` parts, each None (zeros) or an array
     labels : one name per part, e.g. ("h0", "c0")
     shapes : the expected *batched* shape of each part, e.g. ((L*D, B, H_out), (L*D, B, H))
     what : one description per part for messages, e.g. "(num_layers * num_directions,
@@ -86,22 +87,23 @@ def carries_from_state(argname: str, state: StateLike, *, labels: tuple, shapes:
         if not allow_none:
             raise TypeError(f"{argname}: expected the gradient of the new state, got None")
         return tuple(np.zeros(s, dtype) for s in shapes)
-    if n == 2:
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
+    if n >= 2:
+        if not isinstance(state, (tuple, list)) or len(state) != n:
             given = (f"a {type(state).__name__} of length {len(state)}"
                      if isinstance(state, (tuple, list)) else type(state).__name__)
             raise TypeError(f"{argname}: expected a tuple ({', '.join(labels)}) for {owner}, "
                             f"got {given}")
         parts = tuple(state)
-        names = tuple(f"{argname}[{i}] ({labels[i]})" for i in range(2))
+        names = tuple(f"{argname}[{i}] ({labels[i]})" for i in range(n))
     else:
         if isinstance(state, (tuple, list)):
             raise TypeError(f"{argname}: expected an array for {owner}, got a "
-                            f"{type(state).__name__} (only LSTM states are tuples)")
+                            f"{type(state).__name__} (only states of several parts, as the "
+                            f"LSTM's, are tuples)")
         parts, names = (state,), (f"{argname} ({labels[0]})",)
     carries = []
     for name, part, shape, description in zip(names, parts, given_shapes, what):
-        if part is None:  # one half of an LSTM state or of its gradient: zeros
+        if part is None:  # one part of an LSTM (or longer) state or of its gradient: zeros
             part = np.zeros(shape, dtype)
         part = check_shape(name, as_array(name, part, dtype), shape, description)
         carries.append(np.expand_dims(part, -2) if unbatched else part)
@@ -110,10 +112,10 @@ def carries_from_state(argname: str, state: StateLike, *, labels: tuple, shapes:
 
 def state_from_carries(carries: tuple, unbatched: bool) -> State:
     """The carry tuple -> the public state: its batch axis dropped for unbatched input, and
-    one array (``h``) rather than a tuple of one."""
+    one array (``h``) rather than a tuple of one (two or more parts stay a tuple)."""
     if unbatched:
         carries = tuple(c[..., 0, :] for c in carries)
-    return carries if len(carries) == 2 else carries[0]
+    return carries if len(carries) >= 2 else carries[0]
 
 
 def lengths_mask(lengths: Optional[ArrayLike], T: int, B: int,

@@ -76,7 +76,8 @@ class Recurrent(RNNBase):
 class RecurrentCell(RNNCellBase):
     """One step of any :class:`~npseq.cells.base.CellKind`, as :class:`npseq.RNNCell`.
 
-    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two.
+    The state is an array ``h`` for a kind with one state, a tuple ``(h, c)`` with two (a
+    tuple of its ``num_states`` parts, named by ``kind.carry_names()``, with more).
 
     Parameters
     ----------

@@ -158,7 +158,10 @@ def test_a_kind_that_is_not_a_cellkind_fails_naming_the_argument():
 @pytest.mark.parametrize("changes,error,message", [
     (dict(num_gates=0), ValueError, "CellKind.num_gates"),
     (dict(num_gates=1.5), TypeError, "CellKind.num_gates"),
-    (dict(num_states=3), ValueError, "CellKind.num_states"),
+    (dict(num_states=0), ValueError, "CellKind.num_states"),
+    (dict(num_states=3), ValueError, "CellKind.state_names"),  # 3 parts need their names
+    (dict(num_states=2, state_names=("c", "h")), ValueError, "CellKind.state_names"),
+    (dict(state_sizes=(3,)), TypeError, "CellKind.state_sizes"),
     (dict(step_forward=None), TypeError, "CellKind.step_forward"),
     (dict(step_backward="f"), TypeError, "CellKind.step_backward"),
     (dict(extra_params=npseq.ParamSpec("a", lambda H: (H,))), TypeError,

@@ -29,6 +29,7 @@ VARIANTS = {
     "lstm_proj": (npseq.LSTM, {"proj_size": 2}),
     "lstm_layer_norm": (npseq.LSTM, {"layer_norm": True}),
     "lstm_peephole": (npseq.LSTM, {"peephole": True}),
+    "lstm_labml": (npseq.LSTM, {"layer_norm": "labml"}),
     "gru": (npseq.GRU, {}),
     "gru_reset_before": (npseq.GRU, {"reset_after": False}),
 }

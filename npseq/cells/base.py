@@ -94,7 +94,9 @@ class CellKind:
     ``step_forward(gx, carry, p) -> (carry, cache)``
         ``gx (B, G*H)`` is the input projection ``x W_ih^T + b_ih`` of the step (``x``
         itself, ``(B, D)``, for a kind with ``has_weight_ih=False``); ``carry`` a tuple of
-        ``num_states`` arrays ``(B, .)`` whose first is ``h``, the step's output; ``p`` the
+        ``num_states`` arrays ``(B, S_k)`` whose first is ``h``, the step's output (the sizes
+        ``S_k`` are ``state_sizes``, by default ``H_out`` for ``h`` and ``H`` for the
+        others); ``p`` the
         layer's parameters without suffix. Returns the new carry (same structure) and a
         cache. A kind with ``has_weight_hh`` keeps the ``h`` that entered the recurrent
         product as the cache's field ``h_prev``. Nothing passed in is modified.
@@ -116,7 +118,9 @@ class CellKind:
     num_gates : int
         G: ``weight_ih`` and ``weight_hh`` have ``G * hidden_size`` rows.
     num_states : int
-        1 for the carry ``(h,)``, 2 for ``(h, c)``.
+        1 for the carry ``(h,)``, 2 for ``(h, c)``, more for a longer carry (e.g. the
+        sLSTM's ``(h, c, n, m)``), which then needs ``state_names``. A layer's public state
+        is the array ``h`` for one state and a tuple of the ``num_states`` parts otherwise.
     step_forward, step_backward : callables, as above
     extra_params : tuple of ParamSpec
         The kind's own parameters.
@@ -128,6 +132,17 @@ class CellKind:
         Layers of this kind accept ``proj_size`` (``weight_hr``), as the plain LSTM.
     recurrent_dropout : None, "carry" or "step", default None
         How the kind takes recurrent dropout's mask (above).
+    state_names : tuple of str, optional
+        The name of each part of the carry, used in messages and docs (the initial state
+        part k is called ``name + "0"``, its gradient ``"d" + name + "_n"``). Default
+        ``("h", "c")[:num_states]``; required when ``num_states > 2``. The first is ``h``.
+        Use :meth:`carry_names` to read it.
+    state_sizes : function, optional
+        ``hidden_size -> tuple of num_states ints``, the feature size of each part of the
+        carry (a module-level function, or a ``functools.partial`` of one, so that the kind
+        pickles), e.g. the mLSTM's flattened matrix memory of ``H * H / num_heads``
+        features. None (default): ``H_out`` (``proj_size`` or ``hidden_size``) for ``h``,
+        ``hidden_size`` for every other part. Use :meth:`carry_sizes` to read it.
     backward_takes_out : bool
         Derived: whether ``step_backward`` declares ``out``.
     """
@@ -142,6 +157,8 @@ class CellKind:
     has_weight_hh: bool = True
     supports_proj_size: bool = False
     recurrent_dropout: Optional[str] = None
+    state_names: tuple = ()
+    state_sizes: Optional[Callable[[int], tuple]] = None
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -154,9 +171,23 @@ class CellKind:
         if self.num_gates < 1:
             raise ValueError(f"{where}.num_gates: expected an integer >= 1, got "
                              f"{self.num_gates!r}")
-        if not _is_int(self.num_states) or self.num_states not in (1, 2):
-            raise ValueError(f"{where}.num_states: expected 1 (carry (h,)) or 2 (carry "
-                             f"(h, c)), got {self.num_states!r}")
+        if not _is_int(self.num_states) or self.num_states < 1:
+            raise ValueError(f"{where}.num_states: expected an integer >= 1 (1: carry (h,), "
+                             f"2: carry (h, c)), got {self.num_states!r}")
+        if not isinstance(self.state_names, (tuple, list)):
+            raise TypeError(f"{where}.state_names: expected a tuple of names, got "
+                            f"{self.state_names!r}")
+        object.__setattr__(self, "state_names", tuple(self.state_names))
+        names = self.carry_names()
+        if (len(names) != self.num_states
+                or not all(isinstance(n, str) and n.isidentifier() for n in names)
+                or len(set(names)) != len(names) or names[0] != "h"):
+            raise ValueError(f"{where}.state_names: expected {self.num_states} distinct "
+                             f"identifiers, the first 'h' (one per part of the carry; "
+                             f"required when num_states > 2), got {self.state_names!r}")
+        if self.state_sizes is not None and not callable(self.state_sizes):
+            raise TypeError(f"{where}.state_sizes: expected None or a function hidden_size "
+                            f"-> tuple of {self.num_states} sizes, got {self.state_sizes!r}")
         for field in ("step_forward", "step_backward"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"{where}.{field}: expected a function, got "
@@ -201,6 +232,23 @@ class CellKind:
                                 f"shape) -> array, got {spec.init!r}")
         object.__setattr__(self, "extra_params", tuple(self.extra_params))
         object.__setattr__(self, "backward_takes_out", _declares(self.step_backward, "out"))
+
+    def carry_names(self) -> tuple:
+        """The name of each part of the carry: ``state_names``, or by default
+        ``("h", "c")[:num_states]``."""
+        return self.state_names or ("h", "c")[:self.num_states]
+
+    def carry_sizes(self, hidden_size: int, output_size: Optional[int] = None) -> tuple:
+        """The feature size of each part of the carry for a layer of ``hidden_size`` units
+        (``output_size``: ``proj_size`` if set, else ``hidden_size``)."""
+        if self.state_sizes is None:
+            return ((output_size or hidden_size),) + (hidden_size,) * (self.num_states - 1)
+        sizes = tuple(self.state_sizes(hidden_size))
+        if len(sizes) != self.num_states or not all(_is_int(n) and n >= 1 for n in sizes):
+            raise ValueError(f"CellKind.state_sizes of {self.name}: expected "
+                             f"{self.num_states} sizes >= 1 for hidden_size={hidden_size}, "
+                             f"got {sizes!r}")
+        return sizes
 
     def _replace(self, **changes: Any) -> "CellKind":
         """A copy with some fields changed (checked again), as a NamedTuple's ``_replace``."""

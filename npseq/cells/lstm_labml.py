@@ -163,4 +163,5 @@ def lstm_labml_step_backward(dcarry: tuple, cache: LabmlLSTMCache, p: dict,
 LSTM_LAYERNORM_LABML = CellKind(
     "LSTM_LAYERNORM_LABML", 4, 2, lstm_labml_step_forward, lstm_labml_step_backward,
     extra_params=tuple(ParamSpec(f"ln_{k}_{w}", ("H",), 1.0 if w == "weight" else 0.0)
-                       for k in GATE_NORMS + ("c",) for w in ("weight", "bias")))
+                       for k in GATE_NORMS + ("c",) for w in ("weight", "bias")),
+    recurrent_dropout="carry")  # h_prev enters only W_hh h_prev: the driver masks the carry
