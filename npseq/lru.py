@@ -76,9 +76,8 @@ class LRU(RNNBase):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from npseq.lru import LRU  # also npseq.LRU
-    >>> m = LRU(3, 4, num_layers=2, state_size=6, seed=0, r_min=0.5, r_max=0.99)
+    >>> import numpy as np, npseq
+    >>> m = npseq.LRU(3, 4, num_layers=2, state_size=6, seed=0, r_min=0.5, r_max=0.99)
     >>> out, x_n = m(np.ones((5, 2, 3)))
     >>> out.shape, x_n.shape
     ((5, 2, 4), (2, 2, 12))

@@ -80,9 +80,8 @@ class SLSTM(_XLSTM):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from npseq.xlstm import SLSTM  # also npseq.SLSTM
-    >>> m = SLSTM(3, 4, num_layers=2, num_heads=2, seed=0)
+    >>> import numpy as np, npseq
+    >>> m = npseq.SLSTM(3, 4, num_layers=2, num_heads=2, seed=0)
     >>> out, (h_n, c_n, n_n, m_n) = m(np.ones((5, 2, 3)))
     >>> out.shape, h_n.shape
     ((5, 2, 4), (2, 2, 4))
@@ -137,9 +136,8 @@ class MLSTM(_XLSTM):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from npseq.xlstm import MLSTM  # also npseq.MLSTM
-    >>> m = MLSTM(3, 4, num_heads=2, seed=0)
+    >>> import numpy as np, npseq
+    >>> m = npseq.MLSTM(3, 4, num_heads=2, seed=0)
     >>> out, (h_n, C_n, n_n, m_n) = m(np.ones((5, 2, 3)))
     >>> out.shape, C_n.shape, m_n.shape
     ((5, 2, 4), (1, 2, 8), (1, 2, 2))
