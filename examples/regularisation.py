@@ -205,7 +205,7 @@ def train_irnn(task):
 
 
 def run_all(fn, tasks, jobs):
-    """``fn`` over ``tasks``, in ``jobs`` worker processes; results yielded as they finish."""
+    """``fn`` over ``tasks`` in ``jobs`` worker processes; results in the order of ``tasks``."""
     if jobs == 1:
         yield from map(fn, tasks)
         return
