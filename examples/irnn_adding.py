@@ -87,7 +87,8 @@ def train(kind, args, val, clock):
     return model, curve
 
 
-def main(argv=None):
+def settings(argv=None):
+    """The command line's settings (``--quick``: T=20, 30 steps), checked."""
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--T", type=positive_int, default=150, help="sequence length (default 150)")
     p.add_argument("--steps", type=positive_int, default=2500,
@@ -103,12 +104,22 @@ def main(argv=None):
     args.eval_every = 10 if args.quick else 100
     if args.T < 2:
         p.error(f"--T: expected a sequence length of at least 2, got {args.T}")
+    return args
 
-    print(f"adding problem: T={args.T}, batch {args.batch}, hidden {args.hidden}, "
-          f"Adam lr {args.lr} (cosine to 0), {args.steps} steps per model, seed {args.seed}")
+
+def held_out(args):
+    """``(val, test, baseline)``: 500 validation and 1000 test sequences from the seed, and
+    the test MSE of always predicting 1."""
     val = adding_batch(np.random.default_rng(args.seed + 1), args.T, 500)
     test = adding_batch(np.random.default_rng(args.seed + 2), args.T, 1000)
-    baseline = float(np.mean((test[1] - 1.0) ** 2))
+    return val, test, float(np.mean((test[1] - 1.0) ** 2))
+
+
+def main(argv=None):
+    args = settings(argv)
+    print(f"adding problem: T={args.T}, batch {args.batch}, hidden {args.hidden}, "
+          f"Adam lr {args.lr} (cosine to 0), {args.steps} steps per model, seed {args.seed}")
+    val, test, baseline = held_out(args)
     print(f"baseline (always predict 1): test MSE {baseline:.4f}")
 
     clock = Clock()
