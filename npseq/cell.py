@@ -18,10 +18,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from npseq._typing import ArrayLike, DTypeLike, FloatArray, Seed, State, StateLike, ZoneoutLike
-from npseq._validation import (as_array, check_bool, check_choice, check_dtype, check_int,
-                               check_probability, make_rng)
+from npseq._validation import as_array, check_bool, check_choice, check_dtype, check_int, make_rng
 from npseq.cells import base, rnn, variants
-from npseq.layers import zoneout_rates
+from npseq.layers import check_recurrent_regularisers, zoneout_rates
 from npseq.layout import carries_from_state, state_from_carries
 from npseq.module import Module
 from npseq.params import init_params, param_specs
@@ -87,16 +86,8 @@ class RNNCellBase(Module):
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         self.bias = check_bool("bias", bias)
-        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
-        if self.recurrent_dropout > 0 and self.kind.recurrent_dropout is None:
-            raise ValueError(f"recurrent_dropout: drops h_prev where it enters the recurrent "
-                             f"product, which {self.kind.name} does not support (its "
-                             f"CellKind.recurrent_dropout is None); expected 0, got "
-                             f"{recurrent_dropout}")
-        self.weight_dropout = check_probability("weight_dropout", weight_dropout)
-        if self.weight_dropout > 0 and not self.kind.has_weight_hh:
-            raise ValueError(f"weight_dropout: drops entries of weight_hh, which "
-                             f"{self.kind.name} does not have; expected 0, got {weight_dropout}")
+        self.recurrent_dropout, self.weight_dropout = check_recurrent_regularisers(
+            self.kind, recurrent_dropout, weight_dropout)
         rates = zoneout_rates(zoneout, self.kind.num_states)
         self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the masks

@@ -28,7 +28,8 @@ from npseq.module import Module
 from npseq.params import init_params, layer_params, stack_param_specs, suffix
 from npseq.stack import StackRecord, dropout_mask, stack_backward, stack_forward
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "zoneout_rates",
+           "check_recurrent_regularisers"]
 
 
 def zoneout_rates(zoneout: ZoneoutLike, num_states: int,
@@ -42,6 +43,23 @@ def zoneout_rates(zoneout: ZoneoutLike, num_states: int,
                          f"{names or ('h', 'c')[:n]}), got {zoneout!r}")
     return tuple(check_probability(f"zoneout[{k}]" if isinstance(zoneout, (tuple, list))
                                    else "zoneout", r) for k, r in enumerate(rates))
+
+
+def check_recurrent_regularisers(kind: CellKind, recurrent_dropout: float,
+                                  weight_dropout: float) -> tuple[float, float]:
+    """``recurrent_dropout`` and ``weight_dropout`` of a layer or cell of ``kind``, checked
+    (rates in [0, 1), and 0 where the kind cannot take them)."""
+    recurrent = check_probability("recurrent_dropout", recurrent_dropout)
+    if recurrent > 0 and kind.recurrent_dropout is None:
+        raise ValueError(f"recurrent_dropout: drops h_prev where it enters the recurrent "
+                         f"product, which {kind.name} does not support (its "
+                         f"CellKind.recurrent_dropout is None); expected 0, got "
+                         f"{recurrent_dropout}")
+    weight = check_probability("weight_dropout", weight_dropout)
+    if weight > 0 and not kind.has_weight_hh:
+        raise ValueError(f"weight_dropout: drops entries of weight_hh, which {kind.name} does "
+                         f"not have; expected 0, got {weight_dropout}")
+    return recurrent, weight
 
 
 class LayerRecord(NamedTuple):
@@ -91,16 +109,8 @@ class RNNBase(Module):
             raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size "
                              f"({self.hidden_size}), got {self.proj_size}")
         self.num_directions = 2 if self.bidirectional else 1
-        self.weight_dropout = check_probability("weight_dropout", weight_dropout)
-        if self.weight_dropout > 0 and not self.kind.has_weight_hh:
-            raise ValueError(f"weight_dropout: drops entries of weight_hh, which "
-                             f"{self.kind.name} does not have; expected 0, got {weight_dropout}")
-        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
-        if self.recurrent_dropout > 0 and self.kind.recurrent_dropout is None:
-            raise ValueError(f"recurrent_dropout: drops h_prev where it enters the recurrent "
-                             f"product, which {self.kind.name} does not support (its "
-                             f"CellKind.recurrent_dropout is None); expected 0, got "
-                             f"{recurrent_dropout}")
+        self.recurrent_dropout, self.weight_dropout = check_recurrent_regularisers(
+            self.kind, recurrent_dropout, weight_dropout)
         rates = self._zoneout_rates(zoneout)
         self.zoneout = rates[0] if len(set(rates)) == 1 else rates  # as given, for repr/save
         self.rng = make_rng(seed)  # draws the initial weights, then the dropout masks
