@@ -18,7 +18,8 @@ Models (``MODELS``, one entry each; add yours with one line, or ``--models modul
 ``LSTM`` (forget-gate bias 1), ``GRU``, ``IndRNN``, ``MinGRU``, ``MinLSTM``: one layer each,
 its hidden size chosen so that the whole model (layer + linear read-out) has about
 ``--params`` parameters (printed before the grid). ``LSTM256x2`` is the configuration a user
-learned from: a 2-layer LSTM with hidden size 256, Adam at 1e-3, whatever ``--params``.
+learned from: a 2-layer LSTM with hidden size 256, Adam at 1e-3, whatever ``--params``;
+``LSTMchrono`` an LSTM with the chrono initialisation for the task's length (not default).
 ``module:attr`` names an :class:`npseq.CellKind` (run by :class:`npseq.Recurrent`) or a
 factory ``f(input_size, hidden_size, num_layers, dtype=, seed=) -> layer`` (a layer class
 such as ``npseq.GRU`` is one); it must be
@@ -66,15 +67,19 @@ class ModelSpec:
     hidden_size: Optional[int] = None
     lr: Optional[float] = None
     note: str = ""
+    takes_length: bool = False  # the factory also takes max_len=, the task's sequence length
 
 
 MODELS = {
     "RNN": ModelSpec(lambda i, h, n, **kw: npseq.RNN(i, h, n, "tanh", **kw), note="tanh"),
     "IRNN": ModelSpec(lambda i, h, n, **kw: npseq.init.identity_(npseq.RNN(i, h, n, "relu",
                                                                            **kw)),
-                      note="ReLU, W_hh = I, b = 0"),
+                      lr=1e-3, note="ReLU, W_hh = I, b = 0, Adam 1e-3 (1e-2 diverges)"),
     "LSTM": ModelSpec(lambda i, h, n, **kw: npseq.init.forget_bias_(npseq.LSTM(i, h, n, **kw)),
                       note="forget-gate bias 1"),
+    "LSTMchrono": ModelSpec(lambda i, h, n, max_len, **kw: npseq.init.chrono_(
+        npseq.LSTM(i, h, n, **kw), max(max_len, 3), seed=kw["seed"]), takes_length=True,
+        note="chrono initialisation, T_max = the sequence length (Tallec & Ollivier 2018)"),
     "GRU": ModelSpec(lambda *a, **kw: npseq.GRU(*a, **kw)),
     "IndRNN": ModelSpec(lambda *a, **kw: npseq.IndRNN(*a, **kw), note="ReLU"),
     "MinGRU": ModelSpec(lambda *a, **kw: npseq.MinGRU(*a, **kw), note="parallel scan"),
@@ -117,7 +122,9 @@ def resolve_model(name) -> ModelSpec:
 def build_model(spec, task, hidden_size, seed):
     """``Sequential(layer, LastStep(), Linear)`` (read-out at the last step) or
     ``Sequential(layer, Linear)`` (at every step), as ``task.readout`` says."""
-    layer = spec.factory(task.input_size, hidden_size, spec.num_layers, dtype=DTYPE, seed=seed)
+    length = {"max_len": task.test_set()[0].shape[0]} if spec.takes_length else {}
+    layer = spec.factory(task.input_size, hidden_size, spec.num_layers, dtype=DTYPE, seed=seed,
+                         **length)
     head = npseq.Linear(layer.output_size * layer.num_directions, task.output_size,
                         dtype=DTYPE, seed=seed + 1)
     if task.readout == "last":

@@ -91,6 +91,19 @@ def test_the_user_configuration_is_two_lstm_layers_of_256_with_adam_1e_3():
     assert isinstance(model.modules[1], npseq.LastStep)
 
 
+def test_models_that_need_the_sequence_length_get_it():
+    spec = long_range.resolve_model("LSTMchrono")
+    task = npseq.tasks.make_task("adding-50", test_size=1)
+    layer = long_range.build_model(spec, task, 16, 0).rnn
+    H = layer.hidden_size
+    b_f = (layer.params["bias_ih_l0"] + layer.params["bias_hh_l0"])[H:2 * H]
+    b_i = (layer.params["bias_ih_l0"] + layer.params["bias_hh_l0"])[:H]
+    # chrono with T_max = 50: b_f = log(U(1, 49)), b_i = -b_f
+    assert np.all((b_f >= 0) & (b_f <= np.log(49) + 1e-6)) and np.ptp(b_f) > 0.5
+    np.testing.assert_allclose(b_i, -b_f, atol=1e-6)
+    assert long_range.resolve_model("IRNN").lr == 1e-3
+
+
 def test_a_user_cellkind_or_factory_by_module_and_attribute():
     row = long_range.run_one("adding-6", "npseq.cells.rnn:RNN_TANH", 0, TINY)
     assert row["model"] == "npseq.cells.rnn:RNN_TANH" and np.isfinite(row["final"])
