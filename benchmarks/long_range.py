@@ -87,6 +87,9 @@ MODELS = {
     "LSTM256x2": ModelSpec(lambda *a, **kw: npseq.LSTM(*a, **kw), num_layers=2,
                            hidden_size=256, lr=1e-3,
                            note="the user configuration: 2 x LSTM-256, Adam 1e-3"),
+    "LSTM256x2drop": ModelSpec(lambda *a, **kw: npseq.LSTM(*a, dropout=0.3, zoneout=0.1, **kw),
+                               num_layers=2, hidden_size=256, lr=1e-3,
+                               note="the same, dropout 0.3 between the layers, zoneout 0.1"),
     # one line per new layer with the (input_size, hidden_size, num_layers, ...) signature,
     # looked up when a run builds it, e.g.
     # "LRU": ModelSpec(lambda *a, **kw: npseq.LRU(*a, **kw)),
@@ -188,12 +191,15 @@ def one_blas_thread():
 
 
 def evaluate(model, task, x, target, chunk=250):
-    """The task's metrics of ``model`` on ``(x, target)``, in chunks, nothing kept."""
+    """The task's metrics of ``model`` on ``(x, target)``, in chunks, nothing kept, in eval
+    mode (no dropout); the model is left in training mode."""
     preds = []
+    model.eval()
     with npseq.no_grad():
         for start in range(0, x.shape[1], chunk):
             pred, _ = model(x[:, start:start + chunk])
             preds.append(pred)
+    model.train()
     axis = 0 if task.readout == "last" else 1
     return task.metrics(np.concatenate(preds, axis=axis), target)
 

@@ -104,6 +104,20 @@ def test_models_that_need_the_sequence_length_get_it():
     assert long_range.resolve_model("IRNN").lr == 1e-3
 
 
+def test_evaluation_runs_in_eval_mode_and_leaves_the_model_training():
+    task = npseq.tasks.make_task("adding-6", test_size=8)
+    model = npseq.Sequential(npseq.LSTM(2, 4, 2, dropout=0.5, seed=0), npseq.LastStep(),
+                             npseq.Linear(4, 1, seed=1))
+    x, y = task.test_set()
+    first = long_range.evaluate(model, task, x, y, chunk=3)
+    assert long_range.evaluate(model, task, x, y) == first  # no dropout masks drawn
+    assert model.training
+    model.eval()
+    with npseq.no_grad():
+        pred, _ = model(x)
+    assert first["mse"] == pytest.approx(npseq.losses.mse_loss(pred, y)[0], rel=1e-6)
+
+
 def test_a_user_cellkind_or_factory_by_module_and_attribute():
     row = long_range.run_one("adding-6", "npseq.cells.rnn:RNN_TANH", 0, TINY)
     assert row["model"] == "npseq.cells.rnn:RNN_TANH" and np.isfinite(row["final"])
