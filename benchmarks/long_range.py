@@ -162,7 +162,7 @@ def match_hidden_size(spec, task, params, maximum=256):
 # -- one run -------------------------------------------------------------------------------
 QUICK_SETTINGS = dict(steps=4, batch=8, lr=1e-2, eval_every=2, params=600, max_hidden=32,
                       test_size=32, clip=1.0, schedule="none", stop_when_solved=True)
-DEFAULT_SETTINGS = dict(steps=2000, batch=64, lr=1e-2, eval_every=100, params=10_000,
+DEFAULT_SETTINGS = dict(steps=3000, batch=64, lr=1e-2, eval_every=100, params=10_000,
                         max_hidden=256, test_size=1000, clip=1.0, schedule="cosine",
                         stop_when_solved=True)
 QUICK_TASKS = ("adding-20", "copy-10", "echo-5", "mnist-rows", "mnist-pixels")
