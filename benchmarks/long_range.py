@@ -476,10 +476,13 @@ def plot_curves(rows, out_dir):
         group = [r for r in rows if r["task"] == task]
         metric = group[0]["metric"]
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        colours = {}
+        models = list(dict.fromkeys(r["model"] for r in group))
+        palette = (lambda i: f"C{i}") if len(models) <= 10 else plt.get_cmap("tab20")
+        colours, labelled = {m: palette(i % 20) for i, m in enumerate(models)}, set()
         for row in group:
-            label = None if row["model"] in colours else row["model"]
-            colour = colours.setdefault(row["model"], f"C{len(colours) % 10}")
+            label = None if row["model"] in labelled else row["model"]
+            labelled.add(row["model"])
+            colour = colours[row["model"]]
             ax.plot(row["curve"]["step"], row["curve"][metric], color=colour, label=label,
                     marker="." if len(row["curve"]["step"]) < 30 else None)
         ax.axhline(group[0]["baseline"], color="gray", linestyle="--", linewidth=1,
