@@ -37,7 +37,9 @@ def test_run_one_returns_the_documented_row_as_json():
     assert row["curve"]["step"] == [2, 4] and row["steps"] == 4
     assert len(row["curve"]["mse"]) == len(row["curve"]["train_loss"]) == 2
     assert row["solved"] == (row["final"] < 0.01)
-    assert row["wall_time"] > 0 and row["time_per_step"] > 0
+    # the times are recorded as numbers (their values are the benchmark's, not the test's)
+    assert all(isinstance(row[k], float) and np.isfinite(row[k]) and row[k] >= 0
+               for k in ("wall_time", "time_per_step"))
     # the reported count is the model's: GRU(2, H) + Linear(H, 1)
     H = row["hidden_size"]
     assert row["params"] == 3 * H * (2 + H) + 6 * H + H + 1
