@@ -14,6 +14,7 @@ import numpy as np
 
 from npseq._typing import DTypeLike, Seed
 from npseq._validation import check_bool, check_choice, check_int
+from npseq.cells.base import CellKind
 from npseq.cells.xlstm import FORGET_GATES, mlstm_kind, slstm_kind
 from npseq.layers import RNNBase
 
@@ -35,6 +36,21 @@ class _XLSTM(RNNBase):
 
     num_heads: int
     forget: str
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
+                 *, num_heads: int = 1, forget: str = "sigmoid",
+                 checkpoint_every: Optional[int] = None) -> None:
+        self.num_heads = _check_heads(num_heads, hidden_size)
+        self.forget = check_choice("forget", forget, FORGET_GATES)
+        self.kind = self.make_kind(check_bool("bias", bias))
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+
+    def make_kind(self, bias: bool) -> CellKind:
+        """The cell kind of this layer's ``num_heads``, ``forget`` (and ``bias``)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         extra = f", num_heads={self.num_heads}" if self.num_heads != 1 else ""
@@ -88,16 +104,9 @@ class SLSTM(_XLSTM):
     >>> dx, dstate0 = m.backward(np.ones_like(out))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
-                 *, num_heads: int = 1, forget: str = "sigmoid",
-                 checkpoint_every: Optional[int] = None) -> None:
-        self.num_heads = _check_heads(num_heads, hidden_size)
-        self.forget = check_choice("forget", forget, FORGET_GATES)
-        self.kind = slstm_kind(self.num_heads, self.forget)
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+    def make_kind(self, bias: bool) -> CellKind:
+        """The sLSTM kind (its gate biases are the layer's ``bias_ih``)."""
+        return slstm_kind(self.num_heads, self.forget)
 
 
 class MLSTM(_XLSTM):
@@ -144,13 +153,6 @@ class MLSTM(_XLSTM):
     >>> dx, dstate0 = m.backward(np.ones_like(out))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, dtype: DTypeLike = np.float64, seed: Seed = None,
-                 *, num_heads: int = 1, forget: str = "sigmoid",
-                 checkpoint_every: Optional[int] = None) -> None:
-        self.num_heads = _check_heads(num_heads, hidden_size)
-        self.forget = check_choice("forget", forget, FORGET_GATES)
-        self.kind = mlstm_kind(self.num_heads, self.forget, check_bool("bias", bias))
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, dtype, seed, checkpoint_every=checkpoint_every)
+    def make_kind(self, bias: bool) -> CellKind:
+        """The mLSTM kind (its projections' biases belong to the kind)."""
+        return mlstm_kind(self.num_heads, self.forget, bias)
