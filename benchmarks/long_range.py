@@ -7,9 +7,11 @@
     python benchmarks/long_range.py --models LSTM,mypkg.cells:LEAKY   # your own CellKind
 
 One run is one plain function call, ``run_one(task, model, seed, settings) -> dict``: it
-builds the task (:mod:`npseq.tasks`) and the model, trains it with Adam, and returns its
-final test metrics, its learning curve, its wall time, its parameter count and the step at
-which it first met the task's "solved" threshold. Each finished run is appended to the
+builds the task (:mod:`npseq.tasks`) and the model, trains it with Adam, evaluates it on the
+task's validation set every ``eval_every`` steps (its learning curve, and the step at which
+it first met the task's "solved" threshold there, where it stops), then measures the test set
+once, at the end; it returns those metrics, its wall time and its parameter count. The test
+set never decides anything in a run. Each finished run is appended to the
 output file as one JSON line, so an interrupted grid started again with the same ``--out``
 skips the runs already there and does the rest.
 
@@ -161,17 +163,31 @@ def match_hidden_size(spec, task, params, maximum=256):
 
 # -- one run -------------------------------------------------------------------------------
 QUICK_SETTINGS = dict(steps=4, batch=8, lr=1e-2, eval_every=2, params=600, max_hidden=32,
-                      test_size=32, clip=1.0, schedule="none", stop_when_solved=True)
+                      test_size=32, val_size=32, clip=1.0, schedule="none",
+                      stop_when_solved=True)
 DEFAULT_SETTINGS = dict(steps=3000, batch=64, lr=1e-2, eval_every=100, params=10_000,
-                        max_hidden=256, test_size=1000, clip=1.0, schedule="cosine",
-                        stop_when_solved=True)
+                        max_hidden=256, test_size=1000, val_size=1000, clip=1.0,
+                        schedule="cosine", stop_when_solved=True)
+SETTING_HELP = {"val_size": "validation sequences of the generated tasks; the MNIST tasks "
+                            f"validate on at most their {tasks.MNIST_VAL_SIZE} held-out digits"}
 QUICK_TASKS = ("adding-20", "copy-10", "echo-5", "mnist-rows", "mnist-pixels")
 DEFAULT_TASKS = ("adding-100", "adding-200", "adding-500", "copy-100", "copy-200",
                  "echo-20", "mnist-rows", "mnist-pixels")
 ROW_KEYS = ("key", "task", "model", "seed", "settings", "hidden_size", "num_layers",
-            "params", "metric", "higher_is_better", "final", "metrics", "baseline",
-            "threshold", "solved", "steps_to_threshold", "steps", "curve", "wall_time",
-            "time_per_step")
+            "params", "metric", "higher_is_better", "final", "metrics", "validation",
+            "validation_metrics", "baseline", "threshold", "solved", "steps_to_threshold",
+            "steps", "curve", "wall_time", "time_per_step")
+
+
+def curve_key(metric) -> str:
+    """The key of the validation metric in a row's ``curve``: ``"val_" + metric``."""
+    return "val_" + metric
+
+
+def has_validation(row) -> bool:
+    """Whether ``row`` was run with the validation set (rows written before it existed
+    stopped on the test set and have neither ``validation`` nor ``curve["val_..."]``)."""
+    return "validation" in row and curve_key(row["metric"]) in row.get("curve", {})
 
 
 def run_key(task, model, seed) -> str:
@@ -216,25 +232,41 @@ def run_one(task, model, seed, settings) -> dict:
     model : str
         A name of ``MODELS`` or ``"module:attr"``.
     seed : int
-        Seeds the weights and the training batches (the test set is fixed by the task).
+        Seeds the weights and the training batches (the validation and test sets are fixed
+        by the task).
     settings : dict
-        ``steps, batch, lr, eval_every, params, max_hidden, test_size, clip, schedule
-        ("none" or "cosine"), stop_when_solved`` (see ``DEFAULT_SETTINGS``).
+        ``steps, batch, lr, eval_every, params, max_hidden, test_size, val_size, clip,
+        schedule ("none" or "cosine"), stop_when_solved`` (see ``DEFAULT_SETTINGS``;
+        ``val_size`` is capped at the MNIST tasks' 500 held-out digits, 1,000 if absent).
 
     Returns
     -------
-    dict with the keys ``ROW_KEYS``: ``final`` is the headline metric at the end, ``curve``
-    ``{"step", "train_loss", <metric>}`` measured on the test set every ``eval_every``
-    steps, ``steps_to_threshold`` the first evaluated step that met the threshold (None if
-    none did), ``wall_time`` and ``time_per_step`` (training steps only) in seconds.
+    dict with the keys ``ROW_KEYS``:
+
+    - ``curve``: ``{"step", "train_loss", "val_<metric>"}``, the headline metric on the
+      *validation* set every ``eval_every`` steps (and at the last step);
+    - ``steps_to_threshold``: the first evaluated step whose *validation* metric met the
+      threshold (None if none did); with ``stop_when_solved`` the run stops there;
+    - ``validation``, ``validation_metrics``: the validation metrics at the end;
+    - ``final``, ``metrics``: the *test* metrics, measured once, after training stopped;
+      ``solved``: whether ``final`` (the test metric) meets the threshold;
+    - ``wall_time`` and ``time_per_step`` (training steps only) in seconds.
     """
     start = time.perf_counter()
     with one_blas_thread():
         return _train(task, model, seed, dict(settings), start)
 
 
+def task_val_size(task_name, settings) -> int:
+    """The validation size a run uses: ``settings["val_size"]`` (1,000 if absent), at most
+    the 500 held-out digits of the MNIST tasks."""
+    size = settings.get("val_size", 1000)
+    return min(size, tasks.MNIST_VAL_SIZE) if task_name.startswith("mnist-") else size
+
+
 def _train(task_name, model_name, seed, s, start):
-    task = tasks.make_task(task_name, test_size=s["test_size"])
+    task = tasks.make_task(task_name, test_size=s["test_size"],
+                           val_size=task_val_size(task_name, s))
     spec = resolve_model(model_name)
     hidden = match_hidden_size(spec, task, s["params"], s["max_hidden"])
     net = build_model(spec, task, hidden, seed)
@@ -244,9 +276,10 @@ def _train(task_name, model_name, seed, s, start):
     schedule = optim.CosineAnnealingLR(opt, T_max=s["steps"]) if s["schedule"] == "cosine" \
         else None
     rng = np.random.default_rng([seed, 1])
-    x_test, y_test = task.test_set()
-    curve = {"step": [], "train_loss": [], task.metric: []}
-    reached, running, train_time, step = None, [], 0.0, 0
+    x_val, y_val = task.validation_set()  # every choice of the run is made on this set
+    val_key = curve_key(task.metric)
+    curve = {"step": [], "train_loss": [], val_key: []}
+    reached, running, train_time, step, validation = None, [], 0.0, 0, {}
     for step in range(1, s["steps"] + 1):
         x, y = task.batch(rng, s["batch"])
         tick = time.perf_counter()
@@ -263,15 +296,19 @@ def _train(task_name, model_name, seed, s, start):
             schedule.step()
         running.append(loss)
         if step % s["eval_every"] == 0 or step == s["steps"]:
-            value = evaluate(net, task, x_test, y_test)[task.metric]
+            validation = evaluate(net, task, x_val, y_val)
+            value = validation[task.metric]
             curve["step"].append(step)
             curve["train_loss"].append(float(np.mean(running)))
-            curve[task.metric].append(float(value))
+            curve[val_key].append(float(value))
             running = []
             if reached is None and task.solved(value):
                 reached = step
                 if s["stop_when_solved"]:
                     break
+    # the last step is always evaluated (or the loop stopped at an evaluation), so
+    # ``validation`` holds the metrics at the end; the test set is measured once, now
+    x_test, y_test = task.test_set()
     final = evaluate(net, task, x_test, y_test)
     return {"key": run_key(task_name, model_name, seed), "task": task_name,
             "model": model_name, "seed": seed, "settings": s, "hidden_size": hidden,
@@ -279,6 +316,8 @@ def _train(task_name, model_name, seed, s, start):
             "metric": task.metric, "higher_is_better": task.higher_is_better,
             "final": float(final[task.metric]),
             "metrics": {k: float(v) for k, v in final.items()},
+            "validation": float(validation[task.metric]),
+            "validation_metrics": {k: float(v) for k, v in validation.items()},
             "baseline": float(task.baseline), "threshold": float(task.threshold),
             "solved": task.solved(final[task.metric]), "steps_to_threshold": reached,
             "steps": step, "curve": curve, "wall_time": time.perf_counter() - start,
@@ -308,7 +347,8 @@ def append_row(path, row):
 
 class Progress:
     """A tqdm bar when tqdm is installed and ``bar``, else plain lines; plus a summary line
-    after every run: finished, solved, and the run's headline metric."""
+    after every run: finished, solved (on the test set), the run's headline test and
+    validation metrics, and the step at which the validation metric met the threshold."""
 
     def __init__(self, total, bar=True):
         self.total, self.done, self.solved = total, 0, 0
@@ -324,9 +364,12 @@ class Progress:
         self.done += 1
         self.solved += bool(row["solved"])
         reached = row["steps_to_threshold"]
+        met = f"at step {reached}" if reached else "never"
         line = (f"[{self.done}/{self.total}] {row['task']} {row['model']} seed {row['seed']}: "
-                f"{row['metric']} {row['final']:.4g} (baseline {row['baseline']:.4g}), "
-                f"{'solved at step ' + str(reached) if reached else 'not solved'}, "
+                f"test {row['metric']} {row['final']:.4g} "
+                f"({'solved' if row['solved'] else 'not solved'}; validation "
+                f"{row['validation']:.4g}, baseline {row['baseline']:.4g}), "
+                f"threshold met on validation {met}, "
                 f"{row['params']} params, {row['wall_time']:.1f}s | solved so far "
                 f"{self.solved}/{self.done}")
         if self.tqdm is not None:
@@ -431,37 +474,57 @@ def _format(value, metric):
     return f"{value:.1%}" if metric.endswith("accuracy") else f"{value:.4f}"
 
 
+OLD_ROWS_NOTE = ("† includes runs made before the validation set existed: they stopped on, "
+                 "and measured their steps to threshold on, the test set.")
+
+
 def markdown_table(rows) -> str:
-    """A Markdown table, one line per (task, model): the headline metric's mean ± standard
-    deviation over seeds, the baseline, the runs solved, the mean steps to the threshold
-    (over the runs that met it), the mean wall time, and a published figure if one is
-    known."""
+    """A Markdown table, one line per (task, model): the headline metric on the test set
+    (mean ± standard deviation over seeds), its mean on the validation set at the end, the
+    baseline, the runs solved (test metric), the mean step at which the validation metric
+    met the threshold (over the runs that met it), the mean wall time, and a published
+    figure if one is known.
+
+    Rows written before the validation set existed (no ``validation``; they stopped on the
+    test set) are kept: their validation cell is left out of the mean (``-`` if none has
+    one), and a line with any of them is marked † in the steps column, explained below the
+    table."""
     groups = {}
     for row in rows:
         groups.setdefault((row["task"], row["model"]), []).append(row)
-    lines = ["| task | model | params | metric (mean ± sd) | baseline | solved | "
-             "steps to threshold | time/run | time/step | published |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | model | params | test metric (mean ± sd) | validation | baseline | "
+             "solved (test) | steps to threshold (validation) | time/run | time/step | "
+             "published |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    any_old = False
     for (task, model), group in groups.items():
         metric = group[0]["metric"]
         finals = [r["final"] for r in group]
+        validations = [r["validation"] for r in group if has_validation(r)]
+        old = len(validations) < len(group)
+        any_old |= old
         reached = [r["steps_to_threshold"] for r in group if r["steps_to_threshold"]]
-        steps = f"{np.mean(reached):.0f}" if reached else "-"
+        steps = (f"{np.mean(reached):.0f}" if reached else "-") + (" †" if old else "")
+        valid = _format(np.mean(validations), metric) if validations else "-"
         published = PUBLISHED.get((task, model), "")
         lines.append(
             f"| {task} | {model} | {group[0]['params']} | {metric} "
-            f"{_format(np.mean(finals), metric)}{_spread(finals)} | "
+            f"{_format(np.mean(finals), metric)}{_spread(finals)} | {valid} | "
             f"{_format(group[0]['baseline'], metric)} | "
             f"{sum(r['solved'] for r in group)}/{len(group)} | {steps} | "
             f"{np.mean([r['wall_time'] for r in group]):.0f}s | "
             f"{1000 * np.mean([r['time_per_step'] for r in group]):.1f}ms | {published} |")
+    if any_old:
+        lines += ["", OLD_ROWS_NOTE]
     return "\n".join(lines) + "\n"
 
 
 def plot_curves(rows, out_dir):
-    """One PNG per task: the headline metric on the test set against the training step,
-    one colour per model, one line per seed; the baseline dashed. Returns the paths
-    written ([] without matplotlib, and says so)."""
+    """One PNG per task: the headline metric on the validation set (the curve's
+    ``"val_<metric>"``) against the training step, one colour per model, one line per seed;
+    the baseline dashed. Rows written before the validation set existed (their curve is on
+    the test set) are left out, and a task with only such rows gets no plot. Returns the
+    paths written ([] without matplotlib, and says so)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -472,8 +535,12 @@ def plot_curves(rows, out_dir):
         return []
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    for task in dict.fromkeys(r["task"] for r in rows):
-        group = [r for r in rows if r["task"] == task]
+    kept = [r for r in rows if has_validation(r)]
+    if len(kept) < len(rows):
+        print(f"plots: left out {len(rows) - len(kept)} runs made before the validation set "
+              f"existed (their curves are on the test set)")
+    for task in dict.fromkeys(r["task"] for r in kept):
+        group = [r for r in kept if r["task"] == task]
         metric = group[0]["metric"]
         fig, ax = plt.subplots(figsize=(7, 4.2))
         models = list(dict.fromkeys(r["model"] for r in group))
@@ -483,7 +550,8 @@ def plot_curves(rows, out_dir):
             label = None if row["model"] in labelled else row["model"]
             labelled.add(row["model"])
             colour = colours[row["model"]]
-            ax.plot(row["curve"]["step"], row["curve"][metric], color=colour, label=label,
+            ax.plot(row["curve"]["step"], row["curve"][curve_key(metric)], color=colour,
+                    label=label,
                     marker="." if len(row["curve"]["step"]) < 30 else None)
         ax.axhline(group[0]["baseline"], color="gray", linestyle="--", linewidth=1,
                    label="baseline")
@@ -492,7 +560,7 @@ def plot_curves(rows, out_dir):
         if not group[0]["higher_is_better"]:
             ax.set_yscale("log")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"test {metric}")
+        ax.set_ylabel(f"validation {metric}")
         ax.set_title(f"{task}: {len(group)} runs")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -540,7 +608,8 @@ def main(argv=None):
     for key, value in DEFAULT_SETTINGS.items():
         if not isinstance(value, bool):
             p.add_argument("--" + key.replace("_", "-"), type=type(value),
-                           help=f"(default {value}; --quick: {QUICK_SETTINGS[key]})")
+                           help=f"{SETTING_HELP.get(key, '')} (default {value}; --quick: "
+                                f"{QUICK_SETTINGS[key]})".lstrip())
     args = p.parse_args(argv)
     settings = dict(QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS)
     for key in settings:
@@ -561,11 +630,17 @@ def main(argv=None):
     for t in task_names:
         try:
             tasks.make_task(t, test_size=1)
-            available.append(t)
         except ImportError as err:
             print(f"skipped {t}: {err}")
+            continue
         except (ValueError, TypeError) as err:
             p.error(f"--tasks: {err}")
+        try:  # the sizes, checked before any run
+            tasks.make_task(t, test_size=settings["test_size"],
+                            val_size=task_val_size(t, settings))
+        except (ValueError, TypeError) as err:
+            p.error(f"--test-size/--val-size: {err}")
+        available.append(t)
     out = args.out or ("long_range_quick.jsonl" if args.quick else "long_range.jsonl")
     report = args.report or os.path.splitext(out)[0] + ".md"
 
@@ -582,6 +657,11 @@ def main(argv=None):
         run_grid(block_tasks, block_models, seeds, settings, out, args.jobs, args.scheduler,
                  bar=not args.no_progress)
     rows = [r for r in read_rows(out) if r["key"] in wanted]
+    old = sum(not has_validation(r) for r in rows)
+    if old:
+        print(f"{old} of the {len(rows)} runs in {out} were made before the validation set "
+              f"existed (they stopped on the test set); kept as they are, marked † in the "
+              f"table; delete them from the file to run them again")
     table = markdown_table(rows)
     with open(report, "w") as f:
         f.write(table)

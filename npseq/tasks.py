@@ -45,8 +45,9 @@ from npseq._typing import DTypeLike
 from npseq._validation import check_bool, check_choice, check_int, make_rng
 
 __all__ = ["ADDING_BASELINE", "adding_batch", "copy_memory_batch", "copy_memory_baseline",
-           "echo_batch", "load_mnist", "mnist_split", "Task", "AddingProblem", "CopyMemory", "DelayedEcho",
-           "SequentialMNIST", "make_task", "TASK_NAMES", "MNIST_EXTRA"]
+           "echo_batch", "load_mnist", "mnist_split", "Task", "AddingProblem", "CopyMemory",
+           "DelayedEcho", "SequentialMNIST", "make_task", "TASK_NAMES", "MNIST_EXTRA",
+           "MNIST_VAL_SIZE"]
 
 ADDING_BASELINE = 1.0 / 6.0  # MSE of always predicting 1: the variance of U(0,1) + U(0,1)
 COPY_SYMBOLS = 10  # symbols to recall

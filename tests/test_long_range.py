@@ -35,7 +35,11 @@ def test_run_one_returns_the_documented_row_as_json():
     assert row["metric"] == "mse" and set(row["metrics"]) == {"mse"}
     assert row["final"] == row["metrics"]["mse"] and row["baseline"] == pytest.approx(1 / 6)
     assert row["curve"]["step"] == [2, 4] and row["steps"] == 4
-    assert len(row["curve"]["mse"]) == len(row["curve"]["train_loss"]) == 2
+    assert set(row["curve"]) == {"step", "train_loss", "val_mse"}  # the validation metric
+    assert len(row["curve"]["val_mse"]) == len(row["curve"]["train_loss"]) == 2
+    assert set(row["validation_metrics"]) == {"mse"}
+    assert row["validation"] == row["validation_metrics"]["mse"] == row["curve"]["val_mse"][-1]
+    assert row["validation"] != row["final"]  # two sets: the test metric is another number
     assert row["solved"] == (row["final"] < 0.01)
     # the times are recorded as numbers (their values are the benchmark's, not the test's)
     assert all(isinstance(row[k], float) and np.isfinite(row[k]) and row[k] >= 0
@@ -67,6 +71,53 @@ def test_run_one_stops_at_the_first_evaluation_that_meets_the_threshold(monkeypa
     monkeypatch.setattr(npseq.tasks.AddingProblem, "threshold", -1.0)  # none can
     row = long_range.run_one("adding-8", "RNN", 0, settings)
     assert row["steps_to_threshold"] is None and row["steps"] == 10 and not row["solved"]
+
+
+def _fake_evaluate(val_mse, test_mse, calls):
+    """``evaluate`` that tells the two sets apart by their size (validation 24, test 16)
+    and returns the given MSE for each, recording which set it was asked about."""
+    def evaluate(model, task, x, target, chunk=250):
+        which = {24: "validation", 16: "test"}[x.shape[1]]
+        calls.append(which)
+        return {"mse": val_mse if which == "validation" else test_mse}
+    return evaluate
+
+
+def test_the_stopping_rule_reads_the_validation_set_and_final_is_the_test_metric(monkeypatch):
+    settings = dict(TINY, steps=9, eval_every=2, test_size=16, val_size=24)
+    calls = []
+    # validation solved (0.001 < 0.01), test not (0.5): stops at the first evaluation
+    monkeypatch.setattr(long_range, "evaluate", _fake_evaluate(0.001, 0.5, calls))
+    row = long_range.run_one("adding-8", "RNN", 0, settings)
+    assert row["steps_to_threshold"] == 2 and row["steps"] == 2
+    assert row["curve"]["val_mse"] == [0.001] and row["validation"] == 0.001
+    assert row["final"] == row["metrics"]["mse"] == 0.5 and not row["solved"]
+    assert calls == ["validation", "test"]  # the test set once, after stopping
+    # the other way round: the test metric would meet the threshold, the validation
+    # metric never does, so the run goes on to the end
+    calls.clear()
+    monkeypatch.setattr(long_range, "evaluate", _fake_evaluate(0.5, 0.001, calls))
+    row = long_range.run_one("adding-8", "RNN", 0, settings)
+    assert row["steps_to_threshold"] is None and row["steps"] == 9
+    assert row["curve"]["step"] == [2, 4, 6, 8, 9] and row["curve"]["val_mse"] == [0.5] * 5
+    assert row["final"] == 0.001 and row["solved"] and row["validation"] == 0.5
+    assert calls == ["validation"] * 5 + ["test"]
+
+
+def test_the_validation_size_comes_from_the_settings_and_mnist_caps_it():
+    assert long_range.task_val_size("adding-8", dict(TINY, val_size=24)) == 24
+    assert long_range.task_val_size("adding-8", {}) == 1000  # settings of older rows
+    assert long_range.task_val_size("mnist-rows", {"val_size": 1000}) == 500
+    assert long_range.task_val_size("mnist-pixels", {"val_size": 40}) == 40
+    assert long_range.DEFAULT_SETTINGS["val_size"] == 1000
+
+
+def test_a_bad_validation_size_is_refused_before_any_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        long_range.main(["--quick", "--tasks", "adding-8", "--val-size", "0", "--out",
+                         str(tmp_path / "x.jsonl"), "--no-progress"])
+    assert "--val-size" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 @pytest.mark.parametrize("model", long_range.DEFAULT_MODELS)
@@ -156,31 +207,71 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def _row(task, model, seed, final, reached, wall, metric="mse", baseline=1 / 6,
-         threshold=0.01, higher=False, params=1000):
-    return {"key": f"{task}|{model}|{seed}", "task": task, "model": model, "seed": seed,
-            "metric": metric, "final": final, "baseline": baseline, "threshold": threshold,
-            "higher_is_better": higher, "params": params,
-            "solved": (final >= threshold) if higher else (final < threshold),
-            "steps_to_threshold": reached, "wall_time": wall, "time_per_step": wall / 100}
+         threshold=0.01, higher=False, params=1000, validation=None):
+    row = {"key": f"{task}|{model}|{seed}", "task": task, "model": model, "seed": seed,
+           "metric": metric, "final": final, "baseline": baseline, "threshold": threshold,
+           "higher_is_better": higher, "params": params,
+           "solved": (final >= threshold) if higher else (final < threshold),
+           "steps_to_threshold": reached, "wall_time": wall, "time_per_step": wall / 100,
+           "curve": {"step": [100], "train_loss": [1.0], metric: [final]}}
+    if validation is not None:  # a row of a run with the validation set; else an old row
+        row["validation"] = validation
+        row["curve"] = {"step": [100], "train_loss": [1.0], "val_" + metric: [validation]}
+    return row
 
 
 def test_markdown_table_from_given_rows(monkeypatch):
     monkeypatch.setattr(long_range, "PUBLISHED", {("mnist-rows", "LSTM"): "99% [1]"})
-    rows = [_row("adding-200", "LSTM", 0, 0.002, 300, 40.0),
-            _row("adding-200", "LSTM", 1, 0.004, 500, 60.0),
-            _row("adding-200", "RNN", 0, 0.17, None, 100.0),
-            _row("mnist-rows", "LSTM", 0, 0.975, 800, 12.0, metric="accuracy",
-                 baseline=0.1, threshold=0.97, higher=True, params=9874)]
+    rows = [_row("adding-200", "LSTM", 0, 0.002, 300, 40.0, validation=0.003),
+            _row("adding-200", "LSTM", 1, 0.004, 500, 60.0, validation=0.005),
+            _row("adding-200", "RNN", 0, 0.17, None, 100.0, validation=0.16),
+            _row("mnist-rows", "LSTM", 0, 0.965, 800, 12.0, metric="accuracy",
+                 baseline=0.1, threshold=0.97, higher=True, params=9874, validation=0.972)]
     expected = (
-        "| task | model | params | metric (mean ± sd) | baseline | solved | "
-        "steps to threshold | time/run | time/step | published |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
-        "| adding-200 | LSTM | 1000 | mse 0.0030 ± 0.0014 | 0.1667 | 2/2 | 400 | 50s | "
-        "500.0ms |  |\n"
-        "| adding-200 | RNN | 1000 | mse 0.1700 | 0.1667 | 0/1 | - | 100s | 1000.0ms |  |\n"
-        "| mnist-rows | LSTM | 9874 | accuracy 97.5% | 10.0% | 1/1 | 800 | 12s | 120.0ms | "
-        "99% [1] |\n")
+        "| task | model | params | test metric (mean ± sd) | validation | baseline | "
+        "solved (test) | steps to threshold (validation) | time/run | time/step | "
+        "published |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| adding-200 | LSTM | 1000 | mse 0.0030 ± 0.0014 | 0.0040 | 0.1667 | 2/2 | 400 | "
+        "50s | 500.0ms |  |\n"
+        "| adding-200 | RNN | 1000 | mse 0.1700 | 0.1600 | 0.1667 | 0/1 | - | 100s | "
+        "1000.0ms |  |\n"
+        "| mnist-rows | LSTM | 9874 | accuracy 96.5% | 97.2% | 10.0% | 0/1 | 800 | 12s | "
+        "120.0ms | 99% [1] |\n")
     assert long_range.markdown_table(rows) == expected
+
+
+def test_rows_from_before_the_validation_set_are_marked_not_a_crash(tmp_path, capsys):
+    old = _row("adding-200", "GRU", 0, 0.003, 300, 10.0)  # no validation, curve on test
+    new = _row("adding-200", "GRU", 1, 0.005, 400, 10.0, validation=0.004)
+    table = long_range.markdown_table([old, new, _row("copy-10", "GRU", 0, 0.2, None, 5.0)])
+    lines = table.splitlines()
+    assert lines[2] == ("| adding-200 | GRU | 1000 | mse 0.0040 ± 0.0014 | 0.0040 | 0.1667 | "
+                        "2/2 | 350 † | 10s | 100.0ms |  |")
+    assert "| - | 0.1667 | 0/1 | - † |" in lines[3]  # no validation figure at all
+    assert lines[-1] == long_range.OLD_ROWS_NOTE and lines[-2] == ""
+    assert "†" not in long_range.markdown_table([new])
+    pytest.importorskip("matplotlib")
+    paths = long_range.plot_curves([old, new, _row("copy-10", "GRU", 0, 0.2, None, 5.0)],
+                                   str(tmp_path))
+    assert [pathlib.Path(p).name for p in paths] == ["long_range_adding-200.png"]
+    assert "left out 2 runs" in capsys.readouterr().out
+
+
+def test_a_grid_resumed_on_a_file_with_rows_from_before_the_validation_set(tmp_path, capsys):
+    out = tmp_path / "grid.jsonl"
+    row = long_range.run_one("adding-8", "RNN", 0, long_range.QUICK_SETTINGS)
+    for key in ("validation", "validation_metrics"):  # as written before the change
+        del row[key]
+    row["curve"]["mse"] = row["curve"].pop("val_mse")
+    out.write_text(json.dumps(row) + "\n")
+    code = long_range.main(["--quick", "--tasks", "adding-8", "--models", "RNN,GRU", "--out",
+                            str(out), "--plots", str(tmp_path), "--no-progress"])
+    assert code == 0
+    assert keys_of(out) == ["adding-8|RNN|0", "adding-8|GRU|0"]  # the old row kept, not rerun
+    printed = capsys.readouterr().out
+    assert "1 of the 2 runs" in printed and long_range.OLD_ROWS_NOTE in printed
+    assert "| adding-8 | GRU |" in printed and "| adding-8 | RNN |" in printed
 
 
 def _check_quick_grid(out, plots):
