@@ -19,7 +19,7 @@ Every task has the same surface, which is all a training loop needs::
 
     task.batch(rng, B)     -> (x, target)  x: (T, B, input_size), time-major, float32
     task.validation_set()  -> (x, target)  fixed, for choices made while training (stopping)
-    task.test_set()        -> (x, target)  fixed, disjoint from it, for the reported figure
+    task.test_set()        -> (x, target)  fixed, another draw, for the reported figure
     task.loss(pred, target) -> (loss, dpred)
     task.metrics(pred, target) -> {name: value}; task.metric is the headline one
 
