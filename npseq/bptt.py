@@ -58,15 +58,12 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import (CellKind, add_grads, input_projection, masked_dcarry_prev,
-                              masked_step_forward, param_grads)
+from npseq.cells.base import (CellKind, add_grads, block_steps, input_projection,
+                              masked_dcarry_prev, masked_step_forward, param_grads)
 
-_BLOCK_ROWS = 512  # rows (steps * batch) of the per-block products gx, dW, dx
-
-
-def block_steps(B: int) -> int:
-    """Steps per block for a batch of ``B``: enough rows for an efficient matrix product."""
-    return max(1, -(-_BLOCK_ROWS // B))
+#: Run a kind's fused path (``CellKind.fused``) where it applies. False: every kind runs
+#: step by step (the reference; checkpointing always does).
+FUSED = True
 
 
 class SequenceRecord(NamedTuple):
@@ -80,6 +77,7 @@ class SequenceRecord(NamedTuple):
     checkpoint_every: Optional[int] = None  # k, steps per segment
     zoneout: Optional[tuple] = None  # per state: None, a weight z, or (T, B, .) 0/1 masks
     recurrent_mask: Optional[np.ndarray] = None  # (B, H_out) recurrent dropout's mask m
+    fused: Any = None  # the state of the kind's fused path, when the forward took it
 
 
 def _times(T: int, reverse: bool) -> range:
@@ -208,6 +206,14 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
         The carry after the last step visited.
     record : SequenceRecord or None
     """
+    fused = kind.fused
+    if (FUSED and fused is not None and kind.step_forward is fused.step_forward
+            and kind.step_backward is fused.step_backward and mask is None and zoneout is None
+            and recurrent_mask is None and checkpoint_every is None and capture is None
+            and fused.applies(p)):
+        out, carry, state = fused.forward(x, carry0, p, reverse, keep)
+        return out, carry, (SequenceRecord(x, None, None, reverse, fused=state) if keep
+                            else None)
     T, B = x.shape[:2]
     p = _forward_layout(p)
     gx = _Projections(x, p, reverse)
@@ -300,6 +306,9 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     ``dh_prev`` is the gradient of that product's input: ``dh_{t-1} = m * dh_prev`` (the
     ``h_prev_t`` of dW_hh is the masked one the step kept).
     """
+    if record.fused is not None:  # the forward took the kind's fused path
+        return kind.fused.backward(dout, dcarry_last, record.fused, p,  # type: ignore[union-attr]
+                                   trace)
     caches: Any  # the list of step caches, or a checkpointed record's recomputed ones
     x, caches, mask, reverse = record[:4]
     if caches is None:

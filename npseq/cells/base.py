@@ -31,12 +31,43 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 
-__all__ = ["StepGrads", "ParamSpec", "CellKind", "check_kind", "input_projection",
+__all__ = ["StepGrads", "ParamSpec", "FusedPath", "CellKind", "check_kind", "block_steps",
+           "input_projection",
            "input_backward", "param_grads", "masked_step_forward", "masked_dcarry_prev",
            "cell_forward", "cell_backward", "add_grads", "STANDARD_PARAMS"]
 
 #: The parameters the driver knows by name; a kind's own parameters take other names.
 STANDARD_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+_BLOCK_ROWS = 512  # rows (steps * batch) of the per-block products gx, dW, dx
+
+
+def block_steps(B: int) -> int:
+    """Steps per block for a batch of ``B``: enough rows (about 512) for an efficient matrix
+    product. The BPTT driver forms ``gx``, the weight gradients and ``dx`` one block of
+    steps at a time."""
+    return max(1, -(-_BLOCK_ROWS // B))
+
+
+class FusedPath(NamedTuple):
+    """A whole-sequence implementation of a kind's plain case (``CellKind.fused``).
+
+    The driver (:func:`npseq.bptt.sequence_forward`) runs ``forward`` instead of the step
+    loop only for a kind whose ``step_forward`` and ``step_backward`` are the very functions
+    named here (a kind derived with other step functions never takes it), when ``applies(p)``
+    and the call has no lengths, zoneout, recurrent dropout, checkpointing or capture. It
+    must equal the step functions to float rounding (test it so).
+
+    ``forward(x, carry0, p, reverse, keep) -> (out, carry, state or None)`` and
+    ``backward(dout, dcarry_last, state, p, trace)``, which returns what
+    :func:`npseq.bptt.sequence_backward` returns.
+    """
+
+    step_forward: Callable[..., Any]
+    step_backward: Callable[..., Any]
+    applies: Callable[[dict], bool]
+    forward: Callable[..., tuple]
+    backward: Callable[..., tuple]
 
 
 class StepGrads(NamedTuple):
@@ -143,6 +174,11 @@ class CellKind:
         pickles), e.g. the mLSTM's flattened matrix memory of ``H * H / num_heads``
         features. None (default): ``H_out`` (``proj_size`` or ``hidden_size``) for ``h``,
         ``hidden_size`` for every other part. Use :meth:`carry_sizes` to read it.
+    fused : FusedPath, optional
+        A faster whole-sequence form of the kind's plain case, equal to its step functions
+        to float rounding (the plain ``LSTM`` has one: :mod:`npseq.cells.lstm_fused`). The
+        step functions stay the definition; ``npseq.bptt.FUSED = False`` turns the fused
+        paths off.
     backward_takes_out : bool
         Derived: whether ``step_backward`` declares ``out``.
     """
@@ -159,6 +195,7 @@ class CellKind:
     recurrent_dropout: Optional[str] = None
     state_names: tuple = ()
     state_sizes: Optional[Callable[[int], tuple]] = None
+    fused: Optional[FusedPath] = dataclasses.field(default=None, repr=False)
     backward_takes_out: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -206,6 +243,9 @@ class CellKind:
             raise TypeError(f"{where}.step_forward: recurrent_dropout='step' expects a "
                             f"step_forward with a keyword parameter recurrent_mask, got one "
                             f"without it")
+        if self.fused is not None and not isinstance(self.fused, FusedPath):
+            raise TypeError(f"{where}.fused: expected None or an npseq.cells.base.FusedPath, "
+                            f"got {type(self.fused).__name__}")
         if not isinstance(self.extra_params, (tuple, list)):
             raise TypeError(f"{where}.extra_params: expected a tuple of npseq.ParamSpec, got "
                             f"{type(self.extra_params).__name__}")

@@ -10,7 +10,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from npseq.activations import ACTIVATIONS, Activation
-from npseq.cells.base import CellKind, StepGrads
+from npseq.cells import lstm_fused
+from npseq.cells.base import CellKind, FusedPath, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
@@ -145,4 +146,6 @@ def lstm_step_backward(dcarry: tuple, cache: LSTMCache, p: dict, activation: Act
 
 
 LSTM = CellKind("LSTM", 4, 2, lstm_step_forward, lstm_step_backward, supports_proj_size=True,
-                recurrent_dropout="carry")
+                recurrent_dropout="carry",
+                fused=FusedPath(lstm_step_forward, lstm_step_backward, lstm_fused.applies,
+                                lstm_fused.lstm_fused_forward, lstm_fused.lstm_fused_backward))

@@ -1,0 +1,174 @@
+"""The plain LSTM over a whole sequence in few NumPy calls: the fused path of ``LSTM``.
+
+The step functions of :mod:`npseq.cells.lstm` are the reference; this module computes the
+same equations for a whole sequence, with fewer NumPy calls a step, and the BPTT driver runs
+it for the plain case (no lengths, zoneout, recurrent dropout, projection, checkpointing or
+capture; :func:`npseq.bptt.sequence_forward` says when). ``tests/test_lstm_fused.py`` checks
+it against the step functions, to float rounding.
+
+Forward, per step (``docs/speed.md``). The rows of ``W_ih``, ``W_hh`` and the biases that
+feed the three sigmoid gates are scaled by 1/2 (exact in binary floating point), so that one
+``tanh`` over the whole pre-activation row gives all four gates::
+
+    z = tanh([a_i / 2, a_f / 2, a_g, a_o / 2])
+    i, f, o = z_i / 2 + 1/2, ...           sigma(a) = tanh(a / 2) / 2 + 1/2
+    g = z_g                                 phi = tanh
+    c = f * c_prev + i * g ;  h = o * tanh(c)
+
+Backward. The factors of the step backward that do not depend on the incoming gradient are
+formed for a block of steps at once, before the block's time loop::
+
+    K  = o * (1 - tanh(c)^2)
+    P  = [g * i (1 - i),  c_prev * f (1 - f),  i * (1 - g^2)]          (3, H) per row
+    Q  = tanh(c) * o (1 - o)
+
+so that a step is the step backward of :func:`~npseq.cells.lstm.lstm_step_backward`
+regrouped::
+
+    dc = dc + dh * K
+    da = [dc * P_i, dc * P_f, dc * P_g, dh * Q]
+    dc_prev = dc * f ;  dh_prev = da W_hh
+
+and the weight gradients and ``dx`` are one product each per block, as in the driver.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+
+from npseq.cells.base import block_steps, param_grads
+
+
+class LSTMFusedState(NamedTuple):
+    """What :func:`lstm_fused_backward` needs from :func:`lstm_fused_forward`, by time."""
+
+    x: np.ndarray  # (T, B, D)
+    h: np.ndarray  # (T, B, H) h after each step (the layer's output, our own copy)
+    c: np.ndarray  # (T, B, H) c after each step
+    phi_c: np.ndarray  # (T, B, H) tanh(c)
+    gates: np.ndarray  # (T, B, 4H) i, f, g, o
+    carry0: tuple  # (h0, c0)
+    reverse: bool
+
+
+def _half_rows(H: int, dtype: Any) -> np.ndarray:
+    """(4H,) scale of the gate rows: 1/2 for i, f and o, 1 for g."""
+    s = np.full(4 * H, 0.5, dtype=dtype)
+    s[2 * H:3 * H] = 1
+    return s
+
+
+def applies(p: dict) -> bool:
+    """Whether the fused path takes these parameters: both weight matrices, no projection."""
+    return "weight_ih" in p and "weight_hh" in p and "weight_hr" not in p
+
+
+def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = False,
+                       keep: bool = True) -> tuple[np.ndarray, tuple, Optional[LSTMFusedState]]:
+    """The plain LSTM over ``x (T, B, D)`` from ``carry0 = (h0, c0)``.
+
+    Returns ``out (T, B, H)``, the carry after the last step visited, and the state for
+    :func:`lstm_fused_backward` (None with ``keep=False``: then nothing outlives its step).
+    """
+    T, B, D = x.shape
+    h, c = carry0
+    H = c.shape[-1]
+    dtype = x.dtype
+    half = _half_rows(H, dtype)  # also the slope of each gate's tanh: 1/2, or 1 for g
+    offset = 1 - half  # 1/2 for i, f, o; 0 for g
+    w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
+    w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
+    gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 4 * H)  # all steps at once
+    for name in ("bias_ih", "bias_hh"):
+        if name in p:
+            gates += p[name] * half
+    out = np.empty((T, B, H), dtype=dtype)
+    if keep:
+        cs, phis = np.empty((T, B, H), dtype=dtype), np.empty((T, B, H), dtype=dtype)
+    else:  # two alternating c buffers, one tanh(c) buffer
+        c_buf, phi = np.empty((2, B, H), dtype=dtype), np.empty((B, H), dtype=dtype)
+    rec = np.empty((B, 4 * H), dtype=dtype)
+    ig = np.empty((B, H), dtype=dtype)
+    times = range(T - 1, -1, -1) if reverse else range(T)
+    for n, t in enumerate(times):
+        z = gates[t]
+        np.matmul(h, w_hh.T, out=rec)
+        z += rec
+        np.tanh(z, out=z)
+        z *= half  # i, f, o: tanh(a / 2) / 2 + 1/2 = sigma(a); g: tanh(a)
+        z += offset
+        c_new = cs[t] if keep else c_buf[n % 2]
+        np.multiply(z[:, H:2 * H], c, out=c_new)  # f * c_prev
+        np.multiply(z[:, :H], z[:, 2 * H:3 * H], out=ig)  # i * g
+        c_new += ig
+        phi_c = phis[t] if keep else phi
+        np.tanh(c_new, out=phi_c)
+        np.multiply(z[:, 3 * H:], phi_c, out=out[t])  # o * tanh(c)
+        h, c = out[t], c_new
+    carry = (h.copy(), c.copy())
+    if not keep:
+        return out, carry, None
+    return out, carry, LSTMFusedState(x, out.copy(), cs, phis, gates, carry0, reverse)
+
+
+def _prev(a: np.ndarray, first: np.ndarray, start: int, stop: int, reverse: bool
+          ) -> np.ndarray:
+    """The value before each step of ``a[start:stop]`` (the previous step in visit order;
+    ``first`` before the first step visited)."""
+    T = a.shape[0]
+    if not reverse:
+        return a[start - 1:stop - 1] if start > 0 else np.concatenate([first[None],
+                                                                        a[:stop - 1]])
+    return a[start + 1:stop + 1] if stop < T else np.concatenate([a[start + 1:], first[None]])
+
+
+def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedState, p: dict,
+                        trace: bool = False) -> tuple:
+    """Backward of :func:`lstm_fused_forward`; returns what
+    :func:`npseq.bptt.sequence_backward` returns (``dx``, ``dcarry0``, ``grads`` and, with
+    ``trace``, the gradient of each step's carry)."""
+    x, hs, cs, phis, gates, (h0, c0), reverse = state
+    T, B, D = x.shape
+    H = cs.shape[-1]
+    S = block_steps(B)
+    w_hh = np.ascontiguousarray(p["weight_hh"])
+    dx = np.empty(x.shape, dtype=dout.dtype)
+    dcarries = (np.empty((T, B, H), dout.dtype), np.empty((T, B, H), dout.dtype)) if trace \
+        else ()
+    dh, dc = dcarry_last
+    grads: dict = {}
+    dhk = np.empty((B, H), dtype=dout.dtype)
+    for j in reversed(range(-(-T // S))):  # blocks in visit order, last visited first
+        start, stop = ((max(T - (j + 1) * S, 0), T - j * S) if reverse
+                       else (j * S, min((j + 1) * S, T)))
+        z = gates[start:stop]
+        i, f, g, o = (z[..., k * H:(k + 1) * H] for k in range(4))
+        phi = phis[start:stop]
+        K = o * (1 - phi * phi)
+        P = np.empty((stop - start, B, 3, H), dtype=dout.dtype)
+        np.multiply(g, i * (1 - i), out=P[:, :, 0])
+        np.multiply(_prev(cs, c0, start, stop, reverse), f * (1 - f), out=P[:, :, 1])
+        np.multiply(i, 1 - g * g, out=P[:, :, 2])
+        Q = phi * (o * (1 - o))
+        F = np.ascontiguousarray(f)
+        da = np.empty((stop - start, B, 4 * H), dtype=dout.dtype)
+        da4 = da.reshape(stop - start, B, 4, H)
+        for t in (range(start, stop) if reverse else range(stop - 1, start - 1, -1)):
+            k = t - start
+            dh = dh + dout[t]
+            if trace:
+                dcarries[0][t], dcarries[1][t] = dh, dc
+            np.multiply(dh, K[k], out=dhk)
+            dc = dc + dhk  # c reaches h through tanh(c)
+            np.multiply(P[k], dc[:, None, :], out=da4[k, :, :3])  # da_i, da_f, da_g
+            np.multiply(dh, Q[k], out=da4[k, :, 3])  # da_o
+            dc = dc * F[k]
+            dh = da[k] @ w_hh
+        h_prev = _prev(hs, h0, start, stop, reverse)
+        for name, grad in param_grads(x[start:stop], h_prev, da, da, p).items():
+            grads[name] = grads[name] + grad if name in grads else grad
+        np.matmul(da.reshape(-1, 4 * H), p["weight_ih"], out=dx[start:stop].reshape(-1, D))
+    if trace:
+        return dx, (dh, dc), grads, dcarries
+    return dx, (dh, dc), grads
