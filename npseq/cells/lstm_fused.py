@@ -80,9 +80,9 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
     gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 4 * H)  # all steps at once
-    for name in ("bias_ih", "bias_hh"):
-        if name in p:
-            gates += p[name] * half
+    biases = [p[name] for name in ("bias_ih", "bias_hh") if name in p]
+    if biases:
+        gates += sum(biases) * half  # b_ih + b_hh, added once
     out = np.empty((T, B, H), dtype=dtype)
     if keep:
         cs, phis = np.empty((T, B, H), dtype=dtype), np.empty((T, B, H), dtype=dtype)
@@ -134,8 +134,8 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
     S = block_steps(B)
     w_hh = np.ascontiguousarray(p["weight_hh"])
     dx = np.empty(x.shape, dtype=dout.dtype)
-    dcarries = (np.empty((T, B, H), dout.dtype), np.empty((T, B, H), dout.dtype)) if trace \
-        else ()
+    dcarries: tuple = ((np.empty((T, B, H), dout.dtype), np.empty((T, B, H), dout.dtype))
+                       if trace else ())
     dh, dc = dcarry_last
     grads: dict = {}
     dhk = np.empty((B, H), dtype=dout.dtype)
