@@ -55,7 +55,7 @@ import tracemalloc
 
 START = time.perf_counter()
 GRID = [(50, 16, 32, 32), (100, 32, 64, 128), (100, 64, 256, 256), (200, 1, 64, 128),
-        (100, 64, 512, 512)]
+        (100, 64, 512, 512), (100, 32, 64, 128, 2, True)]  # (T, B, D, H[, layers, bidir.])
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # unset for the timing process
 UNSET_NOTE = "NPSEQ_BENCH_UNSET"  # what the re-executed process was started without
@@ -229,12 +229,25 @@ def _settled_time(fn):
     return _time(fn)
 
 
-def make_case(cell, dtype, T, B, D, H, seed=0):
+def make_case(cell, dtype, T, B, D, H, num_layers=1, bidirectional=False, seed=0):
     rng = np.random.default_rng(seed)
-    m = getattr(npseq, cell)(D, H, dtype=dtype, seed=seed)
+    m = getattr(npseq, cell)(D, H, num_layers=num_layers, bidirectional=bidirectional,
+                             dtype=dtype, seed=seed)
     x = rng.standard_normal((T, B, D)).astype(dtype)
-    dout = rng.standard_normal((T, B, H)).astype(dtype)
+    dout = rng.standard_normal((T, B, H * m.num_directions)).astype(dtype)
     return m, x, dout
+
+
+def shape_label(shape):
+    """``(T, B, D, H)``, followed by the layers and ``bidir.`` for a stacked or two-way one."""
+    T, B, D, H, num_layers, bidirectional = _full(shape)
+    extra = (f" x{num_layers}" if num_layers > 1 else "") + (" bidir." if bidirectional else "")
+    return f"({T}, {B}, {D}, {H}){extra}"
+
+
+def _full(shape):
+    """A grid entry with its defaults: ``(T, B, D, H, num_layers, bidirectional)``."""
+    return tuple(shape) + (1, False)[len(shape) - 4:]
 
 
 def npseq_fwd_bwd(m, x, dout):
@@ -248,7 +261,8 @@ def npseq_fwd(m, x):
 
 
 def torch_contenders(cell, m, x, dout):
-    tm = getattr(torch.nn, cell)(m.input_size, m.hidden_size)
+    tm = getattr(torch.nn, cell)(m.input_size, m.hidden_size, num_layers=m.num_layers,
+                                 bidirectional=m.bidirectional)
     tm = tm.to(getattr(torch, m.dtype.name))
     tm.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in m.params.items()})
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
@@ -308,9 +322,12 @@ def peak_bytes(m, x, dout, checkpoint_every=None):
     return peak
 
 
-def flops(cell, T, B, D, H):
-    """Multiply-adds x 2 of the matrix products of forward + backward."""
-    return 6 * T * B * GATES[cell] * H * (D + H)
+def flops(cell, T, B, D, H, num_layers=1, bidirectional=False):
+    """Multiply-adds x 2 of the matrix products of forward + backward, every layer and
+    direction (a layer above the first reads ``directions * H`` inputs)."""
+    directions = 2 if bidirectional else 1
+    inputs = [D] + [directions * H] * (num_layers - 1)
+    return sum(6 * T * B * GATES[cell] * H * (d + H) * directions for d in inputs)
 
 
 SPREAD_LIMIT = 0.10  # largest (q75 - q25) / median of a timed run in a row to be trusted
@@ -343,9 +360,11 @@ def legend(threads):
         "fwd / torch": "the same for a forward alone (npseq.no_grad() against "
                        "torch.no_grad())",
         "textbook / npseq": "benchmarks/textbook.py's fwd+bwd over npseq's; above 1: npseq "
-                            "is faster",
+                            "is faster ('-' for a stacked or bidirectional shape: the "
+                            "textbook loop is one layer, one direction)",
         "GFLOP/s (% peak)": "npseq's fwd+bwd: 6 T B G H (D + H) flops of its products over "
-                            f"its time; % of the {PEAK_N} x {PEAK_N} product timed in the same "
+                            f"its time (summed over layers and directions, D the layer's "
+                            f"input); % of the {PEAK_N} x {PEAK_N} product timed in the same "
                             "rounds",
         "kept MB": "activations a forward keeps for its backward (tracemalloc; output not "
                    "counted)",
@@ -376,13 +395,15 @@ def spread(times):
 
 def bench_row(cell, dtype, shape, repeats):
     """One row of the table: a list of strings in the order of ``columns``."""
-    T, B, D, H = shape
-    m, x, dout = make_case(cell, dtype, T, B, D, H)
+    full = _full(shape)
+    m, x, dout = make_case(cell, dtype, *full)
     runs = {"np_fb": lambda: npseq_fwd_bwd(m, x, dout), "np_f": lambda: npseq_fwd(m, x)}
     if torch is not None:
         runs["t_fb"], runs["t_f"] = torch_contenders(cell, m, x, dout)
-    runs["tb_fb"] = lambda: textbook.backward(cell, dout, textbook.forward(cell, x, m.params)[1],
-                                              m.params)
+    if full[4:] == (1, False):  # the textbook loop is one layer, one direction
+        runs["tb_fb"] = lambda: textbook.backward(cell, dout, textbook.forward(cell, x,
+                                                                               m.params)[1],
+                                                  m.params)
     runs["peak"] = matmul(dtype)  # the peak, measured in the same rounds as the contenders
     for fn in runs.values():  # warm up
         fn()
@@ -392,15 +413,16 @@ def bench_row(cell, dtype, shape, repeats):
             times[k].append(_settled_time(fn))
     med = {k: float(np.median(v)) for k, v in times.items()}
     spr = {k: spread(v) for k, v in times.items()}
-    gflops = flops(cell, T, B, D, H) / med["np_fb"] / 1e9
+    gflops = flops(cell, *full) / med["np_fb"] / 1e9
     pct = 100 * gflops / (2 * PEAK_N ** 3 / med["peak"] / 1e9)
-    ratios = [med["tb_fb"] / med["np_fb"]]
-    row = [cell, np.dtype(dtype).name, f"({T}, {B}, {D}, {H})",
+    ratios = [med["tb_fb"] / med["np_fb"]] if "tb_fb" in med else []
+    row = [cell, np.dtype(dtype).name, shape_label(shape),
            _num(med["np_fb"] * 1e3, 1), _num(med["np_f"] * 1e3, 1)]
     if torch is not None:
         ratios = [med["np_fb"] / med["t_fb"], med["np_f"] / med["t_f"]] + ratios
         row += [_num(r, 2) for r in ratios[:2]]
-    row += [_num(ratios[-1], 1) + "x", f"{_num(gflops, 1)} ({_num(pct, 0)}%)",
+    textbook_ratio = _num(med["tb_fb"] / med["np_fb"], 1) + "x" if "tb_fb" in med else "-"
+    row += [textbook_ratio, f"{_num(gflops, 1)} ({_num(pct, 0)}%)",
             _num(kept_bytes(m, x) / 2 ** 20, 1)]
     sides = [("np_fb", "np_f")] + ([("t_fb", "t_f")] if torch is not None else [])
     row.append(" / ".join(f"{100 * max(spr[a], spr[b]):.0f}%" for a, b in sides))
@@ -450,7 +472,7 @@ def main(args, grid=None):
         return
     check_textbook()
     if grid is None:
-        grid = [(max(10, T // 5), B, D, H) for T, B, D, H in GRID] if args.quick else GRID
+        grid = [(max(10, g[0] // 5),) + g[1:] for g in GRID] if args.quick else GRID
     print(f"\n{args.repeats} interleaved rounds, medians; "
           f"command: python benchmarks/bench_rnn.py {' '.join(sys.argv[1:])}\n")
     print("\n".join(legend(args.threads)) + "\n")
