@@ -33,11 +33,12 @@ and the weight gradients and ``dx`` are one product each per block, as in the dr
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.base import block_steps, param_grads
+from npseq.cells.fused import (add_block_grads, gate_scale, previous, visit_blocks,
+                               visit_times)
 
 
 class LSTMFusedState(NamedTuple):
@@ -50,13 +51,6 @@ class LSTMFusedState(NamedTuple):
     gates: np.ndarray  # (T, B, 4H) i, f, g, o
     carry0: tuple  # (h0, c0)
     reverse: bool
-
-
-def _half_rows(H: int, dtype: Any) -> np.ndarray:
-    """(4H,) scale of the gate rows: 1/2 for i, f and o, 1 for g."""
-    s = np.full(4 * H, 0.5, dtype=dtype)
-    s[2 * H:3 * H] = 1
-    return s
 
 
 def applies(p: dict) -> bool:
@@ -75,7 +69,7 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     h, c = carry0
     H = c.shape[-1]
     dtype = x.dtype
-    half = _half_rows(H, dtype)  # also the slope of each gate's tanh: 1/2, or 1 for g
+    half = gate_scale(H, 4, (0, 1, 3), dtype)  # 1/2 on i, f, o; 1 on g
     offset = 1 - half  # 1/2 for i, f, o; 0 for g
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
@@ -90,8 +84,7 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
         c_buf, phi = np.empty((2, B, H), dtype=dtype), np.empty((B, H), dtype=dtype)
     rec = np.empty((B, 4 * H), dtype=dtype)
     ig = np.empty((B, H), dtype=dtype)
-    times = range(T - 1, -1, -1) if reverse else range(T)
-    for n, t in enumerate(times):
+    for n, t in enumerate(visit_times(0, T, reverse)):
         z = gates[t]
         np.matmul(h, w_hh.T, out=rec)
         z += rec
@@ -112,17 +105,6 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     return out, carry, LSTMFusedState(x, out.copy(), cs, phis, gates, carry0, reverse)
 
 
-def _prev(a: np.ndarray, first: np.ndarray, start: int, stop: int, reverse: bool
-          ) -> np.ndarray:
-    """The value before each step of ``a[start:stop]`` (the previous step in visit order;
-    ``first`` before the first step visited)."""
-    T = a.shape[0]
-    if not reverse:
-        return a[start - 1:stop - 1] if start > 0 else np.concatenate([first[None],
-                                                                        a[:stop - 1]])
-    return a[start + 1:stop + 1] if stop < T else np.concatenate([a[start + 1:], first[None]])
-
-
 def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedState, p: dict,
                         trace: bool = False) -> tuple:
     """Backward of :func:`lstm_fused_forward`; returns what
@@ -131,7 +113,6 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
     x, hs, cs, phis, gates, (h0, c0), reverse = state
     T, B, D = x.shape
     H = cs.shape[-1]
-    S = block_steps(B)
     w_hh = np.ascontiguousarray(p["weight_hh"])
     dx = np.empty(x.shape, dtype=dout.dtype)
     dcarries: tuple = ((np.empty((T, B, H), dout.dtype), np.empty((T, B, H), dout.dtype))
@@ -139,22 +120,20 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
     dh, dc = dcarry_last
     grads: dict = {}
     dhk = np.empty((B, H), dtype=dout.dtype)
-    for j in reversed(range(-(-T // S))):  # blocks in visit order, last visited first
-        start, stop = ((max(T - (j + 1) * S, 0), T - j * S) if reverse
-                       else (j * S, min((j + 1) * S, T)))
+    for start, stop in visit_blocks(T, B, reverse):
         z = gates[start:stop]
         i, f, g, o = (z[..., k * H:(k + 1) * H] for k in range(4))
         phi = phis[start:stop]
         K = o * (1 - phi * phi)
         P = np.empty((stop - start, B, 3, H), dtype=dout.dtype)
         np.multiply(g, i * (1 - i), out=P[:, :, 0])
-        np.multiply(_prev(cs, c0, start, stop, reverse), f * (1 - f), out=P[:, :, 1])
+        np.multiply(previous(cs, c0, start, stop, reverse), f * (1 - f), out=P[:, :, 1])
         np.multiply(i, 1 - g * g, out=P[:, :, 2])
         Q = phi * (o * (1 - o))
         F = np.ascontiguousarray(f)
         da = np.empty((stop - start, B, 4 * H), dtype=dout.dtype)
         da4 = da.reshape(stop - start, B, 4, H)
-        for t in (range(start, stop) if reverse else range(stop - 1, start - 1, -1)):
+        for t in reversed(visit_times(start, stop, reverse)):
             k = t - start
             dh = dh + dout[t]
             if trace:
@@ -165,9 +144,7 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
             np.multiply(dh, Q[k], out=da4[k, :, 3])  # da_o
             dc = dc * F[k]
             dh = da[k] @ w_hh
-        h_prev = _prev(hs, h0, start, stop, reverse)
-        for name, grad in param_grads(x[start:stop], h_prev, da, da, p).items():
-            grads[name] = grads[name] + grad if name in grads else grad
+        add_block_grads(grads, x[start:stop], previous(hs, h0, start, stop, reverse), da, da, p)
         np.matmul(da.reshape(-1, 4 * H), p["weight_ih"], out=dx[start:stop].reshape(-1, D))
     if trace:
         return dx, (dh, dc), grads, dcarries

@@ -1,0 +1,59 @@
+"""What the fused whole-sequence paths share (:mod:`.lstm_fused`, :mod:`.gru_fused`).
+
+A fused path runs a cell's plain case over a whole sequence in few NumPy calls a step and
+equals the cell's step functions to float rounding (``CellKind.fused``). These helpers walk
+a sequence as the BPTT driver does: in blocks of :func:`~npseq.cells.base.block_steps` steps,
+in the order a direction visits them, with one weight-gradient product per block.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from npseq.cells.base import block_steps, param_grads
+
+__all__ = ["gate_scale", "visit_times", "visit_blocks", "previous", "add_block_grads"]
+
+
+def gate_scale(H: int, num_gates: int, sigmoid_gates: tuple, dtype: Any) -> np.ndarray:
+    """``(G*H,)``: 1/2 on the rows of the sigmoid gates, 1 elsewhere.
+
+    With those rows of the weights and biases scaled by 1/2 (exact in binary floating
+    point), one ``tanh`` over a whole pre-activation row gives ``tanh(a / 2)`` on the sigmoid
+    gates, and ``sigma(a) = tanh(a / 2) / 2 + 1/2`` is ``z * scale + (1 - scale)``.
+    """
+    scale = np.ones(num_gates * H, dtype=dtype)
+    for k in sigmoid_gates:
+        scale[k * H:(k + 1) * H] = 0.5
+    return scale
+
+
+def visit_times(start: int, stop: int, reverse: bool) -> range:
+    """The times ``start..stop-1`` in the order a direction visits them."""
+    return range(stop - 1, start - 1, -1) if reverse else range(start, stop)
+
+
+def visit_blocks(T: int, B: int, reverse: bool) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each block of steps, the last visited first (for a backward)."""
+    S = block_steps(B)
+    for j in reversed(range(-(-T // S))):
+        yield (max(T - (j + 1) * S, 0), T - j * S) if reverse else (j * S, min((j + 1) * S, T))
+
+
+def previous(a: np.ndarray, first: np.ndarray, start: int, stop: int, reverse: bool
+             ) -> np.ndarray:
+    """For each step of ``a[start:stop]`` (values after each step, by time), the value before
+    it: the previous step in visit order, ``first`` before the first step visited."""
+    T = a.shape[0]
+    if not reverse:
+        return a[start - 1:stop - 1] if start > 0 else np.concatenate([first[None],
+                                                                        a[:stop - 1]])
+    return a[start + 1:stop + 1] if stop < T else np.concatenate([a[start + 1:], first[None]])
+
+
+def add_block_grads(grads: dict, x: np.ndarray, h_prev: np.ndarray, dgx: np.ndarray,
+                    dgh: np.ndarray, p: dict) -> None:
+    """Add one block's ``param_grads`` to ``grads`` (new arrays: nothing given is changed)."""
+    for name, grad in param_grads(x, h_prev, dgx, dgh, p).items():
+        grads[name] = grads[name] + grad if name in grads else grad
