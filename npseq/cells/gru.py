@@ -10,7 +10,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from npseq.activations import ACTIVATIONS, Activation
-from npseq.cells.base import CellKind, StepGrads
+from npseq.cells import gru_fused
+from npseq.cells.base import CellKind, FusedPath, StepGrads
 
 TANH, SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
 
@@ -134,4 +135,6 @@ def gru_step_backward(dcarry: tuple, cache: GRUCache, p: dict, activation: Activ
     return StepGrads(dgx=dgx, dgh=dgh, dcarry_prev=(dh_prev,), dparams={})
 
 
-GRU = CellKind("GRU", 3, 1, gru_step_forward, gru_step_backward, recurrent_dropout="step")
+GRU = CellKind("GRU", 3, 1, gru_step_forward, gru_step_backward, recurrent_dropout="step",
+               fused=FusedPath(gru_step_forward, gru_step_backward, gru_fused.applies,
+                               gru_fused.gru_fused_forward, gru_fused.gru_fused_backward))

@@ -3,7 +3,7 @@
 The step functions of :mod:`npseq.cells.lstm` are the reference; this module computes the
 same equations for a whole sequence, with fewer NumPy calls a step, and the BPTT driver runs
 it for the plain case (no lengths, zoneout, recurrent dropout, projection, checkpointing or
-capture; :func:`npseq.bptt.sequence_forward` says when). ``tests/test_lstm_fused.py`` checks
+capture; :func:`npseq.bptt.sequence_forward` says when). ``tests/test_fused.py`` checks
 it against the step functions, to float rounding.
 
 Forward, per step (``docs/speed.md``). The rows of ``W_ih``, ``W_hh`` and the biases that

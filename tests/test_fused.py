@@ -1,6 +1,8 @@
-"""The fused LSTM path (npseq.cells.lstm_fused) against the step functions it accelerates.
+"""The fused paths (npseq.cells.lstm_fused, gru_fused) against the step functions they
+accelerate.
 
-The step functions of npseq.cells.lstm are the reference: with ``npseq.bptt.FUSED = False``
+The step functions of npseq.cells.lstm and .gru are the reference: with
+``npseq.bptt.FUSED = False``
 the driver runs them step by step. The fused path must give the same values, gradients and
 traces to float rounding, in both directions, across several backward blocks (T * B well past
 the 512 rows of a block, with a small and a large batch), with random non-zero biases and
@@ -13,16 +15,26 @@ import pytest
 import npseq
 import npseq.bptt
 from npseq.bptt import sequence_backward, sequence_forward
-from npseq.cells import LSTM
-from npseq.cells.lstm_fused import applies
+from npseq.cells import GRU, LSTM
+from npseq.cells import gru_fused, lstm_fused
 from npseq.gradcheck import check_gradients
 from npseq.stack import stack_backward, stack_forward
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 
 
-def _layer(D, H, num_layers, bidirectional, dtype, seed):
-    m = npseq.LSTM(D, H, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype,
+KINDS = {"LSTM": LSTM, "GRU": GRU}
+
+
+def _carry(kind, B, H, rng=None):
+    """An initial carry: random (h[, c]) with a generator, zeros without."""
+    shape = (B, H)
+    return tuple(np.zeros(shape) if rng is None else rng.uniform(-1, 1, shape)
+                 for _ in range(kind.num_states))
+
+
+def _layer(D, H, num_layers, bidirectional, dtype, seed, cell="LSTM"):
+    m = getattr(npseq, cell)(D, H, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype,
                    seed=seed)
     rng = np.random.default_rng(seed + 100)
     for v in m.params.values():  # non-zero biases, weights large enough to saturate some gates
@@ -57,6 +69,7 @@ def _close(a, b, tol, what):
         assert err < tol, f"{what}: relative error {err:.2e} >= {tol:.0e}"
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T, B, D, H, num_layers, bidirectional", [
     (5, 3, 4, 6, 1, False),  # one block
@@ -64,15 +77,16 @@ def _close(a, b, tol, what):
     (21, 64, 5, 7, 2, True),  # 8 steps a block: 3 blocks
     (1, 2, 3, 4, 1, True),  # a single step
 ])
-def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, dtype,
+def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, dtype, cell,
                                          monkeypatch):
-    m = _layer(D, H, num_layers, bidirectional, dtype, seed=T + B)
+    m = _layer(D, H, num_layers, bidirectional, dtype, seed=T + B, cell=cell)
+    S = m.kind.num_states
     rng = np.random.default_rng(T * B)
     LD = num_layers * (2 if bidirectional else 1)
     x = rng.standard_normal((T, B, D)).astype(dtype)
-    carries = tuple(rng.uniform(-1, 1, (LD, B, H)).astype(dtype) for _ in range(2))
+    carries = tuple(rng.uniform(-1, 1, (LD, B, H)).astype(dtype) for _ in range(S))
     dout = rng.standard_normal((T, B, H * (2 if bidirectional else 1))).astype(dtype)
-    dfinals = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2))
+    dfinals = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(S))
     before = [a.copy() for a in (x, dout) + carries + dfinals]
     fused = _run(m, x, carries, dout, dfinals, True, monkeypatch)
     steps = _run(m, x, carries, dout, dfinals, False, monkeypatch)
@@ -83,40 +97,43 @@ def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, 
     assert fused[0].dtype == dtype and fused[2].dtype == dtype
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_fused_forward_without_a_record_gives_the_same_output_and_keeps_nothing(reverse,
+def test_fused_forward_without_a_record_gives_the_same_output_and_keeps_nothing(reverse, cell,
                                                                                monkeypatch):
-    m = _layer(3, 5, 1, False, np.float64, seed=1)
-    p = m.layer_params()
+    m = _layer(3, 5, 1, False, np.float64, seed=1, cell=cell)
+    kind, p = KINDS[cell], m.layer_params()
     rng = np.random.default_rng(2)
     x = rng.standard_normal((30, 4, 3))
-    carry0 = (rng.standard_normal((4, 5)), rng.standard_normal((4, 5)))
-    out, carry, record = sequence_forward(LSTM, x, carry0, p, reverse=reverse)
-    out2, carry2, record2 = sequence_forward(LSTM, x, carry0, p, reverse=reverse, keep=False)
+    carry0 = _carry(kind, 4, 5, rng)
+    out, carry, record = sequence_forward(kind, x, carry0, p, reverse=reverse)
+    out2, carry2, record2 = sequence_forward(kind, x, carry0, p, reverse=reverse, keep=False)
     assert record.fused is not None and record2 is None
     np.testing.assert_array_equal(out, out2)
     for c, c2 in zip(carry, carry2):
         np.testing.assert_array_equal(c, c2)
     monkeypatch.setattr(npseq.bptt, "FUSED", False)
-    out3, carry3, _ = sequence_forward(LSTM, x, carry0, p, reverse=reverse, keep=False)
+    out3, carry3, _ = sequence_forward(kind, x, carry0, p, reverse=reverse, keep=False)
     _close(out, out3, 1e-13, "out")
     _close(carry, carry3, 1e-13, "carry")
 
 
-def test_the_output_handed_out_can_be_changed_before_the_backward():
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_the_output_handed_out_can_be_changed_before_the_backward(cell):
     """The fused record keeps its own copy of h: a caller writing into the output it got
     does not change the gradients."""
-    m = _layer(3, 5, 1, False, np.float64, seed=3)
-    p = m.layer_params()
+    m = _layer(3, 5, 1, False, np.float64, seed=3, cell=cell)
+    kind, p = KINDS[cell], m.layer_params()
     rng = np.random.default_rng(4)
     x = rng.standard_normal((12, 2, 3))
-    carry0 = (np.zeros((2, 5)), np.zeros((2, 5)))
+    carry0 = _carry(kind, 2, 5)
     dout = rng.standard_normal((12, 2, 5))
-    dlast = (rng.standard_normal((2, 5)), rng.standard_normal((2, 5)))
-    out, _, record = sequence_forward(LSTM, x, carry0, p)
-    expected = sequence_backward(LSTM, dout, dlast, record, p)
+    dlast = _carry(kind, 2, 5, rng)
+    out, _, record = sequence_forward(kind, x, carry0, p)
+    assert record.fused is not None
+    expected = sequence_backward(kind, dout, dlast, record, p)
     out[...] = 7.0
-    got = sequence_backward(LSTM, dout, dlast, record, p)
+    got = sequence_backward(kind, dout, dlast, record, p)
     np.testing.assert_array_equal(got[0], expected[0])  # dx
     for a, b in zip(got[1], expected[1]):  # dh0, dc0
         np.testing.assert_array_equal(a, b)
@@ -124,36 +141,43 @@ def test_the_output_handed_out_can_be_changed_before_the_backward():
         np.testing.assert_array_equal(got[2][k], expected[2][k], err_msg=k)
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_fused_layer_against_central_differences(bidirectional):
+def test_fused_layer_against_central_differences(bidirectional, cell):
     """An independent check: the layer (which takes the fused path) against central
-    differences of its own forward, for x, both initial states and every parameter."""
-    m = _layer(3, 4, 2, bidirectional, np.float64, seed=5)
+    differences of its own forward, for x, the initial state and every parameter."""
+    m = _layer(3, 4, 2, bidirectional, np.float64, seed=5, cell=cell)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((9, 2, 3))
     LD = 2 * (2 if bidirectional else 1)
-    state = (rng.uniform(-1, 1, (LD, 2, 4)), rng.uniform(-1, 1, (LD, 2, 4)))
+    state = tuple(rng.uniform(-1, 1, (LD, 2, 4)) for _ in range(m.kind.num_states))
+    state = state if cell == "LSTM" else state[0]
     errors = check_gradients(m, x, state, seed=7)
-    assert set(errors) >= {"x", "state[0]", "state[1]", "weight_hh_l0", "bias_ih_l1"}
+    names = {"state[0]", "state[1]"} if cell == "LSTM" else {"state"}
+    assert set(errors) >= {"x", "weight_hh_l0", "bias_hh_l1"} | names
     assert max(errors.values()) < 1e-7, errors
 
 
-@pytest.mark.parametrize("options, why", [
-    (dict(proj_size=2), "a projection"),
-    (dict(zoneout=0.2), "zoneout"),
-    (dict(recurrent_dropout=0.3), "recurrent dropout"),
-    (dict(checkpoint_every=3), "checkpointing"),
-    (dict(peephole=True), "another cell (peepholes)"),
-    (dict(layer_norm=True), "another cell (layer norm)"),
+@pytest.mark.parametrize("cell, options, why", [
+    ("LSTM", dict(proj_size=2), "a projection"),
+    ("LSTM", dict(zoneout=0.2), "zoneout"),
+    ("GRU", dict(zoneout=0.2), "zoneout"),
+    ("LSTM", dict(recurrent_dropout=0.3), "recurrent dropout"),
+    ("GRU", dict(recurrent_dropout=0.3), "recurrent dropout"),
+    ("LSTM", dict(checkpoint_every=3), "checkpointing"),
+    ("GRU", dict(checkpoint_every=3), "checkpointing"),
+    ("LSTM", dict(peephole=True), "another cell (peepholes)"),
+    ("LSTM", dict(layer_norm=True), "another cell (layer norm)"),
+    ("GRU", dict(reset_after=False), "another cell (reset before W_hn)"),
 ])
-def test_the_fused_path_is_not_taken_where_it_does_not_apply(options, why):
-    m = npseq.LSTM(3, 4, seed=0, **options)
+def test_the_fused_path_is_not_taken_where_it_does_not_apply(cell, options, why):
+    m = getattr(npseq, cell)(3, 4, seed=0, **options)
     x = np.random.default_rng(0).standard_normal((6, 2, 3))
     layers = m.stack_params()
     carries = m.state_to_carries(None, 2)
     kw = {}
     if "zoneout" in options:
-        kw["zoneout"] = (0.2, 0.2)
+        kw["zoneout"] = (0.2,) * m.kind.num_states
     if "recurrent_dropout" in options:
         kw["recurrent_dropout"] = 0.3
     _, _, record = stack_forward(m.kind, layers, x, carries,
@@ -162,18 +186,19 @@ def test_the_fused_path_is_not_taken_where_it_does_not_apply(options, why):
     assert record.records[0][0].fused is None, why
 
 
-def test_lengths_and_capture_take_the_steps():
-    m = npseq.LSTM(3, 4, seed=0)
-    p = m.layer_params()
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_lengths_and_capture_take_the_steps(cell):
+    m = getattr(npseq, cell)(3, 4, seed=0)
+    kind, p = KINDS[cell], m.layer_params()
     x = np.random.default_rng(0).standard_normal((6, 2, 3))
-    carry0 = (np.zeros((2, 4)), np.zeros((2, 4)))
+    carry0 = _carry(kind, 2, 4)
     mask = np.ones((6, 2, 1), bool)
     mask[4:, 1] = False
-    assert sequence_forward(LSTM, x, carry0, p, mask=mask)[2].fused is None
+    assert sequence_forward(kind, x, carry0, p, mask=mask)[2].fused is None
     capture = [None] * 6
-    assert sequence_forward(LSTM, x, carry0, p, capture=capture)[2].fused is None
+    assert sequence_forward(kind, x, carry0, p, capture=capture)[2].fused is None
     assert capture[0] is not None  # the gate activations a study tool reads
-    assert sequence_forward(LSTM, x, carry0, p)[2].fused is not None
+    assert sequence_forward(kind, x, carry0, p)[2].fused is not None
 
 
 def test_a_kind_derived_from_lstm_with_other_step_functions_never_takes_it():
@@ -192,7 +217,9 @@ def test_a_kind_derived_from_lstm_with_other_step_functions_never_takes_it():
 
 
 def test_applies_and_the_field_are_checked():
-    assert applies({"weight_ih": 1, "weight_hh": 1})
-    assert not applies({"weight_ih": 1, "weight_hh": 1, "weight_hr": 1})
+    assert lstm_fused.applies({"weight_ih": 1, "weight_hh": 1})
+    assert not lstm_fused.applies({"weight_ih": 1, "weight_hh": 1, "weight_hr": 1})
+    assert gru_fused.applies({"weight_ih": 1, "weight_hh": 1})
+    assert not gru_fused.applies({"weight_ih": 1})
     with pytest.raises(TypeError, match="fused: expected None or an npseq.cells.base.FusedPath"):
         LSTM._replace(fused=lambda: None)
