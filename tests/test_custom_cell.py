@@ -48,8 +48,13 @@ def forward_backward(m, x, state, dout, dstate, lengths):
 @pytest.mark.parametrize("options,lengths", [
     (dict(num_layers=2, bidirectional=True, batch_first=True, dropout=0.3), [4, 1, 3]),
     (dict(num_layers=1, bias=False), None)])
+@pytest.mark.parametrize("fused", [False, True])
 def test_a_kind_of_builtin_steps_is_exactly_the_builtin_layer(kind, builtin, options,
-                                                              lengths):
+                                                              lengths, fused, monkeypatch):
+    """Exactly, step by step; with the built-in LSTM's fused path on (where it applies: no
+    lengths), to rounding: the user's kind has the steps but not the fused path."""
+    import npseq.bptt
+    monkeypatch.setattr(npseq.bptt, "FUSED", fused)
     mine = npseq.Recurrent(kind, 3, 4, seed=11, **options)
     ref = builtin(3, 4, seed=11, **options)
     assert list(mine.params) == list(ref.params)
@@ -64,10 +69,15 @@ def test_a_kind_of_builtin_steps_is_exactly_the_builtin_layer(kind, builtin, opt
     dout = rng.standard_normal(x.shape[:2] + (4 * mine.num_directions,))
     for a, b in zip(forward_backward(mine, x, state, dout, dstate, lengths),
                     forward_backward(ref, x, state, dout, dstate, lengths)):
-        np.testing.assert_array_equal(a, b)
+        if fused:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        else:
+            np.testing.assert_array_equal(a, b)
 
 
-def test_unbatched_input_and_cell_steps_match_the_builtin():
+def test_unbatched_input_and_cell_steps_match_the_builtin(monkeypatch):
+    import npseq.bptt
+    monkeypatch.setattr(npseq.bptt, "FUSED", False)  # exactly: the steps, not the fused path
     rng = np.random.default_rng(2)
     mine, ref = npseq.Recurrent(MY_LSTM, 3, 4, seed=3), npseq.LSTM(3, 4, seed=3)
     x = rng.standard_normal((5, 3))
