@@ -78,6 +78,10 @@ def parse_args(argv=None):
     ap.add_argument("--keep-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE if set (default: "
                          "unset both and re-execute, so OpenBLAS runs a user's kernel)")
+    ap.add_argument("--fused-ab", action="store_true",
+                    help="instead of the table against torch: npseq's fused paths (the plain "
+                         "LSTM and GRU) against its step loop (npseq.bptt.FUSED off), "
+                         "interleaved, at every grid shape")
     ap.add_argument("--peak-only", action="store_true",
                     help="print the environment, the kernel and the matrix-product peak "
                          "(best of 30), then stop")
@@ -114,6 +118,7 @@ if ARGS is not None:  # BLAS reads its thread count and kernel when numpy is fir
 import numpy as np  # noqa: E402
 
 import npseq  # noqa: E402
+import npseq.bptt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import textbook  # noqa: E402
@@ -433,6 +438,58 @@ def bench_row(cell, dtype, shape, repeats):
     return row
 
 
+def fused_row(cell, dtype, shape, repeats):
+    """One row of the ``--fused-ab`` table: the step loop and the fused path, timed
+    interleaved in the same rounds, their medians, ratios (fused / steps) and spreads."""
+    full = _full(shape)
+    m, x, dout = make_case(cell, dtype, *full)
+
+    def under(fused, fn):
+        def run():
+            npseq.bptt.FUSED = fused
+            try:
+                fn()
+            finally:
+                npseq.bptt.FUSED = True
+        return run
+    runs = {(part, fused): under(fused, fn) for fused in (False, True)
+            for part, fn in (("fb", lambda: npseq_fwd_bwd(m, x, dout)),
+                             ("f", lambda: npseq_fwd(m, x)))}
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            times[k].append(_settled_time(fn))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    spr = max(spread(v) for v in times.values())
+    row = [cell, np.dtype(dtype).name, shape_label(shape)]
+    for part in ("fb", "f"):
+        row += [_num(med[(part, False)] * 1e3, 1), _num(med[(part, True)] * 1e3, 1),
+                _num(med[(part, True)] / med[(part, False)], 2)]
+    row += [f"{100 * spr:.0f}%", "ok" if spr <= SPREAD_LIMIT else "! spread"]
+    return row
+
+
+FUSED_COLUMNS = ["cell", "dtype", "(T, B, D, H)", "steps fwd+bwd ms", "fused fwd+bwd ms",
+                 "fused / steps", "steps fwd ms", "fused fwd ms", "fused / steps (fwd)",
+                 "spread", "flags"]
+
+
+def fused_table(args, grid):
+    """``--fused-ab``: the fused paths against the step loop, for the cells that have one."""
+    cells = [c for c in args.cells if getattr(npseq, c)(1, 1).kind.fused is not None]
+    print(f"\n{args.repeats} interleaved rounds, medians; npseq's fused path against its step "
+          f"loop (npseq.bptt.FUSED = False), forward+backward and forward alone under "
+          f"no_grad(); below 1: the fused path is faster; spread: the largest (q75 - q25) / "
+          f"median of the four timed runs; cells with a fused path: {', '.join(cells)}\n")
+    print("| " + " | ".join(FUSED_COLUMNS) + " |")
+    print("|" + "---|" * len(FUSED_COLUMNS))
+    for cell in cells:
+        for dtype in args.dtypes:
+            for shape in grid:
+                print("| " + " | ".join(fused_row(cell, np.dtype(dtype).type, shape,
+                                                  args.repeats)) + " |", flush=True)
+
+
 def checkpoint_line(repeats, T=2000, B=32, H=256, dtype=np.float32):
     k = int(round(np.sqrt(T)))
     m, x, dout = make_case("LSTM", dtype, T, B, H, H)
@@ -470,9 +527,14 @@ def main(args, grid=None):
         f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()))
     if args.peak_only:
         return
-    check_textbook()
     if grid is None:
         grid = [(max(10, g[0] // 5),) + g[1:] for g in GRID] if args.quick else GRID
+    if args.fused_ab:
+        fused_table(args, grid)
+        print(load_line("at end"))
+        print(f"run time: {(time.perf_counter() - START) / 60:.1f} min")
+        return
+    check_textbook()
     print(f"\n{args.repeats} interleaved rounds, medians; "
           f"command: python benchmarks/bench_rnn.py {' '.join(sys.argv[1:])}\n")
     print("\n".join(legend(args.threads)) + "\n")

@@ -17,11 +17,19 @@ Only the recurrent product ``h_prev W_hh^T`` and its backward ``da W_hh`` stay i
 inside the cell's step functions.
 
 A block is ``block_steps(B)`` consecutive steps in the order the direction visits them
-(about ``_BLOCK_ROWS`` rows of ``(T*B, .)``). The blocks are the same in every pass and do
-not depend on ``checkpoint_every``, which is what makes a checkpointed backward give gradients
-*exactly* equal to the plain one: the same products over the same rows, summed in the same
+(about 512 rows of ``(T*B, .)``). The blocks are the same in every pass and do not depend
+on ``checkpoint_every``, which is what makes a checkpointed backward give gradients
+*exactly* equal to the plain step loop's: the same products over the same rows, summed in the same
 order. Per block the forward keeps only that block's ``gx`` and the backward only that
 block's ``dgx``, so neither holds a ``(T, B, G*H)`` array.
+
+A kind may have a *fused path* (``CellKind.fused``: the plain LSTM and GRU,
+:mod:`npseq.cells.lstm_fused` and :mod:`npseq.cells.gru_fused`): the same equations for the
+whole sequence in fewer NumPy calls a step. :func:`sequence_forward` takes it when the call
+has no ``mask``, ``zoneout``, ``recurrent_mask``, ``checkpoint_every`` or ``capture`` and
+``FUSED`` is true; the record then holds the fused path's state and
+:func:`sequence_backward` hands it back to the fused backward. It equals the step loop to
+rounding, not to the bit.
 
 Gradient checkpointing (``checkpoint_every=k``) keeps no step caches in the forward, only the
 carry before every k-th step (in visit order). The backward recomputes the k steps of a
@@ -185,7 +193,8 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
         outlives its step.
     checkpoint_every : int, optional
         Keep no step caches, only the carry before every k-th step visited; the backward
-        recomputes the steps in between. Gradients are exactly those of the plain path.
+        recomputes the steps in between. Gradients are exactly those of the plain step
+        path.
     capture : list of length T, optional
         Filled with the step caches, indexed by time (the gate activations a study tool
         reads), whatever ``keep`` and ``checkpoint_every``.

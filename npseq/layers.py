@@ -129,7 +129,9 @@ class RNNBase(Module):
 
         The backward recomputes the steps in between from the kept carries: memory for the
         activations of about ``T / k + k`` steps instead of ``T``, for one more forward pass.
-        The gradients are exactly those computed without it. Settable at any time; it acts
+        The gradients are exactly those of the step-by-step path (a plain LSTM or GRU
+        without checkpointing takes its fused path, equal to it to rounding; see
+        ``npseq.bptt.FUSED``). Settable at any time; it acts
         on the forward calls that follow.
         """
         return self._checkpoint_every

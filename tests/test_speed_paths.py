@@ -276,6 +276,30 @@ def test_benchmark_row_runs(cell, shape, label, monkeypatch, capsys):
         assert float(re.match(number, row[column]).group()) > 0, (column, row)  # never 0.00
 
 
+def test_benchmark_fused_ab_table(monkeypatch, capsys):
+    """``bench_rnn.py --fused-ab`` prints one row per cell that has a fused path (LSTM, GRU;
+    not RNN), with its columns and finite non-negative numbers: structure only."""
+    import math
+    import re
+    bench = _benchmark_module("bench_rnn")
+    monkeypatch.setattr(bench, "SETTLE", 0.001)
+    monkeypatch.setattr(bench, "PEAK_N", 64)
+    args = bench.parse_args(["--fused-ab", "--cells", "LSTM,GRU,RNN", "--dtypes", "float64",
+                             "--repeats", "2", "--keep-env"])
+    bench.main(args, grid=[(3, 2, 4, 5, 2, True)])
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert [c.strip() for c in table[0].strip("|").split("|")] == bench.FUSED_COLUMNS
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert [r[0] for r in rows] == ["LSTM", "GRU"], rows
+    for r in rows:
+        assert r[2] == "(3, 2, 4, 5) x2 bidir."
+        for value in r[3:9]:
+            assert math.isfinite(float(value)) and float(value) > 0, r
+        assert re.fullmatch(r"\d+%", r[9]) and r[10] in ("ok", "! spread"), r
+    assert bench.npseq.bptt.FUSED is True  # restored after every timed run
+
+
 def test_benchmark_runs_without_the_blas_overrides():
     """Run as a program, ``bench_rnn.py`` re-executes itself without OPENBLAS_CORETYPE/L2_SIZE.
 
