@@ -26,7 +26,7 @@ block's ``dgx``, so neither holds a ``(T, B, G*H)`` array.
 A kind may have a *fused path* (``CellKind.fused``: the plain LSTM and GRU,
 :mod:`npseq.cells.lstm_fused` and :mod:`npseq.cells.gru_fused`): the same equations for the
 whole sequence in fewer NumPy calls a step. :func:`sequence_forward` takes it when the call
-has no ``mask``, ``zoneout``, ``recurrent_mask``, ``checkpoint_every`` or ``capture`` and
+has no ``zoneout``, ``recurrent_mask``, ``checkpoint_every`` or ``capture`` and
 ``FUSED`` is true; the record then holds the fused path's state and
 :func:`sequence_backward` hands it back to the fused backward. It equals the step loop to
 rounding, not to the bit.
@@ -217,11 +217,11 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     """
     fused = kind.fused
     if (FUSED and fused is not None and kind.step_forward is fused.step_forward
-            and kind.step_backward is fused.step_backward and mask is None and zoneout is None
+            and kind.step_backward is fused.step_backward and zoneout is None
             and recurrent_mask is None and checkpoint_every is None and capture is None
             and fused.applies(p)):
-        out, carry, state = fused.forward(x, carry0, p, reverse, keep)
-        return out, carry, (SequenceRecord(x, None, None, reverse, fused=state) if keep
+        out, carry, state = fused.forward(x, carry0, p, reverse, keep, mask)
+        return out, carry, (SequenceRecord(x, None, mask, reverse, fused=state) if keep
                             else None)
     T, B = x.shape[:2]
     p = _forward_layout(p)

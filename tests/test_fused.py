@@ -42,10 +42,10 @@ def _layer(D, H, num_layers, bidirectional, dtype, seed, cell="LSTM"):
     return m
 
 
-def _run(m, x, carries, dout, dfinals, fused, monkeypatch):
+def _run(m, x, carries, dout, dfinals, fused, monkeypatch, mask=None):
     monkeypatch.setattr(npseq.bptt, "FUSED", fused)
     layers = m.stack_params()
-    out, finals, record = stack_forward(m.kind, layers, x, carries)
+    out, finals, record = stack_forward(m.kind, layers, x, carries, mask)
     for per_layer in record.records:
         for rec in per_layer:
             assert (rec.fused is not None) == fused  # the path under test was the one taken
@@ -69,6 +69,7 @@ def _close(a, b, tol, what):
         assert err < tol, f"{what}: relative error {err:.2e} >= {tol:.0e}"
 
 
+@pytest.mark.parametrize("lengths", [False, True])
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T, B, D, H, num_layers, bidirectional", [
@@ -78,7 +79,9 @@ def _close(a, b, tol, what):
     (1, 2, 3, 4, 1, True),  # a single step
 ])
 def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, dtype, cell,
-                                         monkeypatch):
+                                         lengths, monkeypatch):
+    """With ``lengths``, unequal lengths from 1 to T (one full), as the layers mask them:
+    the upstream gradient is random at the padded steps too, where it must be ignored."""
     m = _layer(D, H, num_layers, bidirectional, dtype, seed=T + B, cell=cell)
     S = m.kind.num_states
     rng = np.random.default_rng(T * B)
@@ -87,9 +90,14 @@ def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, 
     carries = tuple(rng.uniform(-1, 1, (LD, B, H)).astype(dtype) for _ in range(S))
     dout = rng.standard_normal((T, B, H * (2 if bidirectional else 1))).astype(dtype)
     dfinals = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(S))
+    mask = None
+    if lengths:
+        L = rng.integers(1, T + 1, B)
+        L[0] = T
+        mask = (np.arange(T)[:, None] < L[None, :])[..., None]  # (T, B, 1)
     before = [a.copy() for a in (x, dout) + carries + dfinals]
-    fused = _run(m, x, carries, dout, dfinals, True, monkeypatch)
-    steps = _run(m, x, carries, dout, dfinals, False, monkeypatch)
+    fused = _run(m, x, carries, dout, dfinals, True, monkeypatch, mask)
+    steps = _run(m, x, carries, dout, dfinals, False, monkeypatch, mask)
     for a, b in zip((x, dout) + carries + dfinals, before):
         np.testing.assert_array_equal(a, b)  # nothing passed in was modified
     for name, a, b in zip(("out", "finals", "dx", "dcarries", "grads", "trace"), fused, steps):
@@ -187,14 +195,15 @@ def test_the_fused_path_is_not_taken_where_it_does_not_apply(cell, options, why)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_lengths_and_capture_take_the_steps(cell):
+def test_capture_takes_the_steps_and_lengths_the_fused_path(cell):
     m = getattr(npseq, cell)(3, 4, seed=0)
     kind, p = KINDS[cell], m.layer_params()
     x = np.random.default_rng(0).standard_normal((6, 2, 3))
     carry0 = _carry(kind, 2, 4)
     mask = np.ones((6, 2, 1), bool)
     mask[4:, 1] = False
-    assert sequence_forward(kind, x, carry0, p, mask=mask)[2].fused is None
+    record = sequence_forward(kind, x, carry0, p, mask=mask)[2]
+    assert record.fused is not None and record.mask is mask
     capture = [None] * 6
     assert sequence_forward(kind, x, carry0, p, capture=capture)[2].fused is None
     assert capture[0] is not None  # the gate activations a study tool reads

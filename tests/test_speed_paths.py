@@ -169,8 +169,11 @@ def test_no_grad_forward_equals_forward_and_keeps_nothing(layer):
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
-def test_a_kind_with_the_plain_signature_gets_the_same_gradients(name):
-    """The driver passes ``out=`` only to step functions that take it; results are equal."""
+def test_a_kind_with_the_plain_signature_gets_the_same_gradients(name, monkeypatch):
+    """The driver passes ``out=`` only to step functions that take it; results are equal
+    (exactly: both run step by step, the fused paths off)."""
+    import npseq.bptt
+    monkeypatch.setattr(npseq.bptt, "FUSED", False)
     kind = KINDS[name]
     # (a plain step_forward takes no recurrent_mask=, so such a kind cannot declare "step")
     plain = kind._replace(step_forward=lambda gx, carry, p: kind.step_forward(gx, carry, p),

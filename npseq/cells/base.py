@@ -55,10 +55,11 @@ class FusedPath(NamedTuple):
     The driver (:func:`npseq.bptt.sequence_forward`) runs ``forward`` instead of the step
     loop only for a kind whose ``step_forward`` and ``step_backward`` are the very functions
     named here (a kind derived with other step functions never takes it), when ``applies(p)``
-    and the call has no lengths, zoneout, recurrent dropout, checkpointing or capture. It
-    must equal the step functions to float rounding (test it so).
+    and the call has no zoneout, recurrent dropout, checkpointing or capture. It must equal
+    the step functions to float rounding (test it so), with lengths too.
 
-    ``forward(x, carry0, p, reverse, keep) -> (out, carry, state or None)`` and
+    ``forward(x, carry0, p, reverse, keep, mask) -> (out, carry, state or None)`` (``mask``
+    None or ``(T, B, 1)`` bool, as :func:`npseq.bptt.sequence_forward` takes it) and
     ``backward(dout, dcarry_last, state, p, trace)``, which returns what
     :func:`npseq.bptt.sequence_backward` returns.
     """

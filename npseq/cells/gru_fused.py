@@ -1,9 +1,11 @@
 """The plain GRU over a whole sequence in few NumPy calls: the fused path of ``GRU``.
 
 The step functions of :mod:`npseq.cells.gru` are the reference; this module computes the same
-equations for a whole sequence, and the BPTT driver runs it for the plain case (no lengths,
-zoneout, recurrent dropout, checkpointing or capture). ``tests/test_fused.py`` checks it
-against the step functions, to float rounding.
+equations for a whole sequence, and the BPTT driver runs it for the plain case (with or
+without lengths; no zoneout, recurrent dropout, checkpointing or capture).
+``tests/test_fused.py`` checks it against the step functions, to float rounding. At a padded
+step (lengths) the carry passes through and the output is zero, as in :mod:`npseq.bptt`: the
+backward zeroes that step's factors and sets its ``z`` to 1, so that ``dh`` passes through.
 
 Forward, per step. The rows of the weights and biases that feed ``r`` and ``z`` are scaled by
 1/2, so that one ``tanh`` gives both sigmoid gates (``sigma(a) = tanh(a / 2) / 2 + 1/2``);
@@ -42,11 +44,12 @@ class GRUFusedState(NamedTuple):
     """What :func:`gru_fused_backward` needs from :func:`gru_fused_forward`, by time."""
 
     x: np.ndarray  # (T, B, D)
-    h: np.ndarray  # (T, B, H) h after each step (our own copy of the output)
+    h: np.ndarray  # (T, B, H) the carry after each step (our own copy)
     gates: np.ndarray  # (T, B, 3H) r, z, n
     gh_n: np.ndarray  # (T, B, H) W_hn h_prev + b_hn
     h0: np.ndarray  # (B, H)
     reverse: bool
+    mask: Optional[np.ndarray] = None  # (T, B, 1) bool, true at the real steps
 
 
 def applies(p: dict) -> bool:
@@ -55,11 +58,13 @@ def applies(p: dict) -> bool:
 
 
 def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = False,
-                      keep: bool = True) -> tuple[np.ndarray, tuple, Optional[GRUFusedState]]:
+                      keep: bool = True, mask: Optional[np.ndarray] = None
+                      ) -> tuple[np.ndarray, tuple, Optional[GRUFusedState]]:
     """The plain GRU over ``x (T, B, D)`` from ``carry0 = (h0,)``.
 
     Returns ``out (T, B, H)``, the carry after the last step visited, and the state for
-    :func:`gru_fused_backward` (None with ``keep=False``).
+    :func:`gru_fused_backward` (None with ``keep=False``). With ``mask (T, B, 1)``, a padded
+    step keeps the carry and outputs zero, as in :mod:`npseq.bptt`.
     """
     T, B, D = x.shape
     (h,) = carry0
@@ -77,6 +82,7 @@ def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fal
         b_hn = p["bias_hh"][2 * H:]
     out = np.empty((T, B, H), dtype=dtype)
     gh_ns = np.empty((T, B, H), dtype=dtype) if keep else None
+    hs = np.empty((T, B, H), dtype=dtype) if keep and mask is not None else None
     gh = np.empty((B, 3 * H), dtype=dtype)
     tmp = np.empty((B, H), dtype=dtype)
     for t in visit_times(0, T, reverse):
@@ -98,12 +104,18 @@ def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fal
         np.subtract(h, gx_n, out=tmp)
         tmp *= rz[:, H:]  # z * (h_prev - n)
         np.add(gx_n, tmp, out=out[t])
-        h = out[t]
+        if mask is None:
+            h = out[t]
+        else:  # a padded step keeps the carry and outputs zero
+            h = np.where(mask[t], out[t], h)
+            out[t] *= mask[t]
+            if hs is not None:
+                hs[t] = h
     carry = (h.copy(),)
     if not keep:
         return out, carry, None
-    return out, carry, GRUFusedState(x, out.copy(), gates, gh_ns, h0,  # type: ignore[arg-type]
-                                     reverse)
+    return out, carry, GRUFusedState(x, out.copy() if hs is None else hs, gates,
+                                     gh_ns, h0, reverse, mask)  # type: ignore[arg-type]
 
 
 def gru_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: GRUFusedState, p: dict,
@@ -111,7 +123,7 @@ def gru_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: GRUFusedStat
     """Backward of :func:`gru_fused_forward`; returns what
     :func:`npseq.bptt.sequence_backward` returns (``dx``, ``dcarry0``, ``grads`` and, with
     ``trace``, the gradient of each step's carry)."""
-    x, hs, gates, gh_ns, h0, reverse = state
+    x, hs, gates, gh_ns, h0, reverse, mask = state
     T, B, D = x.shape
     H = hs.shape[-1]
     w_hh = np.ascontiguousarray(p["weight_hh"])
@@ -130,14 +142,19 @@ def gru_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: GRUFusedStat
         A_h = A.copy()  # the factors of dgh: A_n times r
         A_h[:, :, 2] *= r
         Z = np.ascontiguousarray(z)
+        if mask is not None:  # a padded step: no gate gradient, dh passes through (z = 1)
+            m = mask[start:stop]
+            A *= m[..., None]
+            A_h *= m[..., None]
+            Z[~np.broadcast_to(m, Z.shape)] = 1
         dgx = np.empty((stop - start, B, 3 * H), dtype=dout.dtype)
         dgh = np.empty((stop - start, B, 3 * H), dtype=dout.dtype)
         dgx3, dgh3 = dgx.reshape(stop - start, B, 3, H), dgh.reshape(stop - start, B, 3, H)
         for t in reversed(visit_times(start, stop, reverse)):
             k = t - start
-            dh = dh + dout[t]
-            if trace:
-                dcarries[0][t] = dh
+            dh = dh + (dout[t] if mask is None else dout[t] * mask[t])
+            if trace:  # zero at a padded step, which produces no carry
+                dcarries[0][t] = dh if mask is None else dh * mask[t]
             d = dh[:, None, :]
             np.multiply(A[k], d, out=dgx3[k])
             np.multiply(A_h[k], d, out=dgh3[k])

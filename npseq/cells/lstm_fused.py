@@ -2,9 +2,11 @@
 
 The step functions of :mod:`npseq.cells.lstm` are the reference; this module computes the
 same equations for a whole sequence, with fewer NumPy calls a step, and the BPTT driver runs
-it for the plain case (no lengths, zoneout, recurrent dropout, projection, checkpointing or
-capture; :func:`npseq.bptt.sequence_forward` says when). ``tests/test_fused.py`` checks
-it against the step functions, to float rounding.
+it for the plain case (with or without lengths; no zoneout, recurrent dropout, projection,
+checkpointing or capture; :func:`npseq.bptt.sequence_forward` says when).
+``tests/test_fused.py`` checks it against the step functions, to float rounding. At a padded
+step (lengths) the carry passes through and the output is zero, as in :mod:`npseq.bptt`: the
+backward zeroes that step's factors, sets its ``f`` to 1 and passes ``dh`` on.
 
 Forward, per step (``docs/speed.md``). The rows of ``W_ih``, ``W_hh`` and the biases that
 feed the three sigmoid gates are scaled by 1/2 (exact in binary floating point), so that one
@@ -45,12 +47,13 @@ class LSTMFusedState(NamedTuple):
     """What :func:`lstm_fused_backward` needs from :func:`lstm_fused_forward`, by time."""
 
     x: np.ndarray  # (T, B, D)
-    h: np.ndarray  # (T, B, H) h after each step (the layer's output, our own copy)
-    c: np.ndarray  # (T, B, H) c after each step
-    phi_c: np.ndarray  # (T, B, H) tanh(c)
+    h: np.ndarray  # (T, B, H) the carry h after each step (our own copy)
+    c: np.ndarray  # (T, B, H) the carry c after each step
+    phi_c: np.ndarray  # (T, B, H) tanh of the step's new c
     gates: np.ndarray  # (T, B, 4H) i, f, g, o
     carry0: tuple  # (h0, c0)
     reverse: bool
+    mask: Optional[np.ndarray] = None  # (T, B, 1) bool, true at the real steps
 
 
 def applies(p: dict) -> bool:
@@ -59,11 +62,14 @@ def applies(p: dict) -> bool:
 
 
 def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = False,
-                       keep: bool = True) -> tuple[np.ndarray, tuple, Optional[LSTMFusedState]]:
+                       keep: bool = True, mask: Optional[np.ndarray] = None
+                       ) -> tuple[np.ndarray, tuple, Optional[LSTMFusedState]]:
     """The plain LSTM over ``x (T, B, D)`` from ``carry0 = (h0, c0)``.
 
     Returns ``out (T, B, H)``, the carry after the last step visited, and the state for
     :func:`lstm_fused_backward` (None with ``keep=False``: then nothing outlives its step).
+    With ``mask (T, B, 1)``, a padded step keeps the carry and outputs zero, as in
+    :mod:`npseq.bptt`.
     """
     T, B, D = x.shape
     h, c = carry0
@@ -78,10 +84,11 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     if biases:
         gates += sum(biases) * half  # b_ih + b_hh, added once
     out = np.empty((T, B, H), dtype=dtype)
+    hs = np.empty((T, B, H), dtype=dtype) if keep and mask is not None else None
     if keep:
         cs, phis = np.empty((T, B, H), dtype=dtype), np.empty((T, B, H), dtype=dtype)
-    else:  # two alternating c buffers, one tanh(c) buffer
-        c_buf, phi = np.empty((2, B, H), dtype=dtype), np.empty((B, H), dtype=dtype)
+    phi = np.empty((B, H), dtype=dtype)
+    c_buf = np.empty((2, B, H), dtype=dtype)  # alternating: the new c, the previous one
     rec = np.empty((B, 4 * H), dtype=dtype)
     ig = np.empty((B, H), dtype=dtype)
     for n, t in enumerate(visit_times(0, T, reverse)):
@@ -91,18 +98,25 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
         np.tanh(z, out=z)
         z *= half  # i, f, o: tanh(a / 2) / 2 + 1/2 = sigma(a); g: tanh(a)
         z += offset
-        c_new = cs[t] if keep else c_buf[n % 2]
+        c_new = cs[t] if keep and mask is None else c_buf[n % 2]
         np.multiply(z[:, H:2 * H], c, out=c_new)  # f * c_prev
         np.multiply(z[:, :H], z[:, 2 * H:3 * H], out=ig)  # i * g
         c_new += ig
         phi_c = phis[t] if keep else phi
         np.tanh(c_new, out=phi_c)
         np.multiply(z[:, 3 * H:], phi_c, out=out[t])  # o * tanh(c)
-        h, c = out[t], c_new
+        if mask is None:
+            h, c = out[t], c_new
+        else:  # a padded step keeps the carry and outputs zero
+            h, c = np.where(mask[t], out[t], h), np.where(mask[t], c_new, c)
+            out[t] *= mask[t]
+            if hs is not None:
+                hs[t], cs[t] = h, c
     carry = (h.copy(), c.copy())
     if not keep:
         return out, carry, None
-    return out, carry, LSTMFusedState(x, out.copy(), cs, phis, gates, carry0, reverse)
+    kept_h = out.copy() if hs is None else hs  # the carried h: the output, unless masked
+    return out, carry, LSTMFusedState(x, kept_h, cs, phis, gates, carry0, reverse, mask)
 
 
 def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedState, p: dict,
@@ -110,7 +124,7 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
     """Backward of :func:`lstm_fused_forward`; returns what
     :func:`npseq.bptt.sequence_backward` returns (``dx``, ``dcarry0``, ``grads`` and, with
     ``trace``, the gradient of each step's carry)."""
-    x, hs, cs, phis, gates, (h0, c0), reverse = state
+    x, hs, cs, phis, gates, (h0, c0), reverse, mask = state
     T, B, D = x.shape
     H = cs.shape[-1]
     w_hh = np.ascontiguousarray(p["weight_hh"])
@@ -131,19 +145,30 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
         np.multiply(i, 1 - g * g, out=P[:, :, 2])
         Q = phi * (o * (1 - o))
         F = np.ascontiguousarray(f)
+        if mask is not None:  # a padded step: no gate gradient, dh and dc pass through
+            m = mask[start:stop]
+            K *= m
+            P *= m[..., None]
+            Q *= m
+            F[~np.broadcast_to(m, F.shape)] = 1
+            pad = ~m  # (steps, B, 1)
         da = np.empty((stop - start, B, 4 * H), dtype=dout.dtype)
         da4 = da.reshape(stop - start, B, 4, H)
         for t in reversed(visit_times(start, stop, reverse)):
             k = t - start
-            dh = dh + dout[t]
-            if trace:
-                dcarries[0][t], dcarries[1][t] = dh, dc
+            dh = dh + (dout[t] if mask is None else dout[t] * mask[t])
+            if trace:  # zero at a padded step, which produces no carry
+                dcarries[0][t], dcarries[1][t] = ((dh, dc) if mask is None else
+                                                  (dh * mask[t], dc * mask[t]))
             np.multiply(dh, K[k], out=dhk)
             dc = dc + dhk  # c reaches h through tanh(c)
             np.multiply(P[k], dc[:, None, :], out=da4[k, :, :3])  # da_i, da_f, da_g
             np.multiply(dh, Q[k], out=da4[k, :, 3])  # da_o
             dc = dc * F[k]
-            dh = da[k] @ w_hh
+            if mask is None:
+                dh = da[k] @ w_hh
+            else:
+                dh = da[k] @ w_hh + dh * pad[k]
         add_block_grads(grads, x[start:stop], previous(hs, h0, start, stop, reverse), da, da, p)
         np.matmul(da.reshape(-1, 4 * H), p["weight_ih"], out=dx[start:stop].reshape(-1, D))
     if trace:
