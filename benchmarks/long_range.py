@@ -483,7 +483,8 @@ OLD_ROWS_NOTE = ("† includes runs made before the validation set existed: they
 
 
 def markdown_table(rows) -> str:
-    """A Markdown table, one line per (task, model): the headline metric on the test set
+    """A Markdown table, one line per (task, model), in the order of ``FULL_TASKS`` and
+    ``MODELS`` (others after, in the order they come): the headline metric on the test set
     (mean ± standard deviation over seeds), its mean on the validation set at the end, the
     baseline, the runs solved (test metric), the mean step at which the validation metric
     met the threshold (over the runs that met it), the mean wall time, and a published
@@ -496,6 +497,11 @@ def markdown_table(rows) -> str:
     groups = {}
     for row in rows:
         groups.setdefault((row["task"], row["model"]), []).append(row)
+    tasks_seen = list(dict.fromkeys(row["task"] for row in rows))
+    task_rank = {t: j for j, t in enumerate(list(FULL_TASKS) + tasks_seen)}
+    model_rank = {m: j for j, m in enumerate(list(MODELS) + [r["model"] for r in rows])}
+    groups = dict(sorted(groups.items(), key=lambda kv: (task_rank[kv[0][0]],
+                                                         model_rank[kv[0][1]])))
     lines = ["| task | model | params | test metric (mean ± sd) | validation | baseline | "
              "solved (test) | steps to threshold (validation) | time/run | time/step | "
              "published |",

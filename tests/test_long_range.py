@@ -222,20 +222,21 @@ def _row(task, model, seed, final, reached, wall, metric="mse", baseline=1 / 6,
 
 def test_markdown_table_from_given_rows(monkeypatch):
     monkeypatch.setattr(long_range, "PUBLISHED", {("mnist-rows", "LSTM"): "99% [1]"})
-    rows = [_row("adding-200", "LSTM", 0, 0.002, 300, 40.0, validation=0.003),
+    # in the order runs finish; the table sorts by FULL_TASKS, then MODELS (RNN before LSTM)
+    rows = [_row("mnist-rows", "LSTM", 0, 0.965, 800, 12.0, metric="accuracy",
+                 baseline=0.1, threshold=0.97, higher=True, params=9874, validation=0.972),
+            _row("adding-200", "LSTM", 0, 0.002, 300, 40.0, validation=0.003),
             _row("adding-200", "LSTM", 1, 0.004, 500, 60.0, validation=0.005),
-            _row("adding-200", "RNN", 0, 0.17, None, 100.0, validation=0.16),
-            _row("mnist-rows", "LSTM", 0, 0.965, 800, 12.0, metric="accuracy",
-                 baseline=0.1, threshold=0.97, higher=True, params=9874, validation=0.972)]
+            _row("adding-200", "RNN", 0, 0.17, None, 100.0, validation=0.16)]
     expected = (
         "| task | model | params | test metric (mean ± sd) | validation | baseline | "
         "solved (test) | steps to threshold (validation) | time/run | time/step | "
         "published |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
-        "| adding-200 | LSTM | 1000 | mse 0.0030 ± 0.0014 | 0.0040 | 0.1667 | 2/2 | 400 | "
-        "50s | 500.0ms |  |\n"
         "| adding-200 | RNN | 1000 | mse 0.1700 | 0.1600 | 0.1667 | 0/1 | - | 100s | "
         "1000.0ms |  |\n"
+        "| adding-200 | LSTM | 1000 | mse 0.0030 ± 0.0014 | 0.0040 | 0.1667 | 2/2 | 400 | "
+        "50s | 500.0ms |  |\n"
         "| mnist-rows | LSTM | 9874 | accuracy 96.5% | 97.2% | 10.0% | 0/1 | 800 | 12s | "
         "120.0ms | 99% [1] |\n")
     assert long_range.markdown_table(rows) == expected
