@@ -497,9 +497,9 @@ def markdown_table(rows) -> str:
     groups = {}
     for row in rows:
         groups.setdefault((row["task"], row["model"]), []).append(row)
-    tasks_seen = list(dict.fromkeys(row["task"] for row in rows))
-    task_rank = {t: j for j, t in enumerate(list(FULL_TASKS) + tasks_seen)}
-    model_rank = {m: j for j, m in enumerate(list(MODELS) + [r["model"] for r in rows])}
+    order = lambda names: {n: j for j, n in enumerate(dict.fromkeys(names))}  # first place
+    task_rank = order(list(FULL_TASKS) + [r["task"] for r in rows])
+    model_rank = order(list(MODELS) + [r["model"] for r in rows])
     groups = dict(sorted(groups.items(), key=lambda kv: (task_rank[kv[0][0]],
                                                          model_rank[kv[0][1]])))
     lines = ["| task | model | params | test metric (mean ± sd) | validation | baseline | "
