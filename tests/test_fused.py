@@ -232,3 +232,37 @@ def test_applies_and_the_field_are_checked():
     assert not gru_fused.applies({"weight_ih": 1})
     with pytest.raises(TypeError, match="fused: expected None or an npseq.cells.base.FusedPath"):
         LSTM._replace(fused=lambda: None)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_float64_keeps_the_relative_precision_of_tiny_gates(cell, monkeypatch):
+    """Saturated gates (pre-activations near -40): in float64 the fused path takes expit, as
+    the steps do, so tiny gate values and what they feed keep their relative precision (the
+    tanh form would round sigma(-40) ~ 4e-18 to 0)."""
+    m = _layer(2, 3, 1, False, np.float64, seed=9, cell=cell)
+    for v in m.params.values():
+        v *= 0.1
+    m.params["bias_ih_l0"][...] = -40.0  # every gate near sigma(-40) or tanh(-40)
+    x = np.ones((3, 2, 2))
+    carries = m.state_to_carries(None, 2)
+    dout = np.random.default_rng(1).standard_normal((3, 2, 3))
+    dfinals = tuple(np.zeros_like(c) for c in carries)
+    fused = _run(m, x, carries, dout, dfinals, True, monkeypatch)
+    steps = _run(m, x, carries, dout, dfinals, False, monkeypatch)
+    for name, a, b in zip(("out", "finals", "dx", "dcarries", "grads"), fused, steps):
+        for u, v in zip(*(list(_leaves(t)) for t in (a, b))):
+            np.testing.assert_allclose(u, v, rtol=1e-13, atol=0, err_msg=name)
+    # LSTM: h = o tanh(c) with o ~ 4e-18; GRU: dh0 = dh z + ... with z ~ 4e-18
+    tiny = np.abs(steps[0]) if cell == "LSTM" else np.abs(steps[3][0])
+    assert np.all(tiny > 0) and np.all(tiny < 1e-10)  # tiny, not rounded to 0
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for k in sorted(tree):
+            yield from _leaves(tree[k])
+    elif isinstance(tree, (list, tuple)):
+        for t in tree:
+            yield from _leaves(t)
+    else:
+        yield np.asarray(tree)

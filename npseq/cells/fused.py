@@ -10,23 +10,49 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import numpy as np
+from scipy.special import expit
 
 from npseq.cells.base import block_steps, param_grads
 
-__all__ = ["gate_scale", "visit_times", "visit_blocks", "previous", "add_block_grads"]
+__all__ = ["tanh_form", "gate_scale", "activate", "visit_times", "visit_blocks", "previous",
+           "add_block_grads"]
+
+
+def tanh_form(dtype: Any) -> bool:
+    """Whether a fused path computes its sigmoid gates as ``tanh(a / 2) / 2 + 1/2``: in
+    float32, as :func:`npseq.activations.sigmoid` does for large arrays. Other dtypes take
+    SciPy's ``expit``, exact to the last bit where the gate is tiny (the tanh form rounds
+    ``sigma(-40)`` to 0 in float64); float64 is the dtype of gradient checks."""
+    return np.dtype(dtype) == np.float32
 
 
 def gate_scale(H: int, num_gates: int, sigmoid_gates: tuple, dtype: Any) -> np.ndarray:
-    """``(G*H,)``: 1/2 on the rows of the sigmoid gates, 1 elsewhere.
+    """``(G*H,)``: with :func:`tanh_form`, 1/2 on the rows of the sigmoid gates and 1
+    elsewhere; else all 1.
 
     With those rows of the weights and biases scaled by 1/2 (exact in binary floating
     point), one ``tanh`` over a whole pre-activation row gives ``tanh(a / 2)`` on the sigmoid
     gates, and ``sigma(a) = tanh(a / 2) / 2 + 1/2`` is ``z * scale + (1 - scale)``.
     """
     scale = np.ones(num_gates * H, dtype=dtype)
-    for k in sigmoid_gates:
-        scale[k * H:(k + 1) * H] = 0.5
+    if tanh_form(dtype):
+        for k in sigmoid_gates:
+            scale[k * H:(k + 1) * H] = 0.5
     return scale
+
+
+def activate(z: np.ndarray, H: int, sigmoid_gates: tuple, scale: np.ndarray) -> None:
+    """In place on pre-activation rows ``z (B, G*H)`` (the sigmoid rows scaled by
+    ``scale``): the sigmoid on ``sigmoid_gates``, tanh on the other gates."""
+    if tanh_form(z.dtype):
+        np.tanh(z, out=z)
+        z *= scale  # sigmoid gates: tanh(a / 2) / 2 + 1/2 = sigma(a); the others: tanh(a)
+        z += 1 - scale
+        return
+    G = z.shape[-1] // H
+    for k in range(G):
+        block = z[..., k * H:(k + 1) * H]
+        (expit if k in sigmoid_gates else np.tanh)(block, out=block)
 
 
 def visit_times(start: int, stop: int, reverse: bool) -> range:

@@ -7,8 +7,9 @@ without lengths; no zoneout, recurrent dropout, checkpointing or capture).
 step (lengths) the carry passes through and the output is zero, as in :mod:`npseq.bptt`: the
 backward zeroes that step's factors and sets its ``z`` to 1, so that ``dh`` passes through.
 
-Forward, per step. The rows of the weights and biases that feed ``r`` and ``z`` are scaled by
-1/2, so that one ``tanh`` gives both sigmoid gates (``sigma(a) = tanh(a / 2) / 2 + 1/2``);
+Forward, per step. In float32 the rows of the weights and biases that feed ``r`` and ``z``
+are scaled by 1/2, so that one ``tanh`` gives both sigmoid gates
+(``sigma(a) = tanh(a / 2) / 2 + 1/2``; float64 takes ``expit``: :func:`.fused.tanh_form`);
 ``b_hr`` and ``b_hz`` join the input projection, ``b_hn`` stays inside ``r * (...)``::
 
     gh = W_hh h_prev ;  gh_n = gh_n + b_hn
@@ -36,8 +37,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.fused import (add_block_grads, gate_scale, previous, visit_blocks,
-                               visit_times)
+from npseq.cells.fused import (activate, add_block_grads, gate_scale, previous,
+                               visit_blocks, visit_times)
 
 
 class GRUFusedState(NamedTuple):
@@ -70,7 +71,7 @@ def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fal
     (h,) = carry0
     h0, H = h, h.shape[-1]
     dtype = x.dtype
-    half = gate_scale(H, 3, (0, 1), dtype)  # 1/2 on r and z, 1 on n
+    half = gate_scale(H, 3, (0, 1), dtype)  # float32: 1/2 on r and z, 1 on n
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
     gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 3 * H)  # all steps at once
@@ -90,9 +91,7 @@ def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fal
         rz, gx_n = z[:, :2 * H], z[:, 2 * H:]
         np.matmul(h, w_hh.T, out=gh)
         rz += gh[:, :2 * H]
-        np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5  # r, z = sigma(a_r), sigma(a_z)
+        activate(rz, H, (0, 1), half[:2 * H])  # r, z = sigma(a_r), sigma(a_z)
         gh_n = gh[:, 2 * H:]
         if b_hn is not None:
             gh_n += b_hn

@@ -8,9 +8,10 @@ checkpointing or capture; :func:`npseq.bptt.sequence_forward` says when).
 step (lengths) the carry passes through and the output is zero, as in :mod:`npseq.bptt`: the
 backward zeroes that step's factors, sets its ``f`` to 1 and passes ``dh`` on.
 
-Forward, per step (``docs/speed.md``). The rows of ``W_ih``, ``W_hh`` and the biases that
-feed the three sigmoid gates are scaled by 1/2 (exact in binary floating point), so that one
-``tanh`` over the whole pre-activation row gives all four gates::
+Forward, per step (``docs/speed.md``). In float32 the rows of ``W_ih``, ``W_hh`` and the
+biases that feed the three sigmoid gates are scaled by 1/2 (exact in binary floating point),
+so that one ``tanh`` over the whole pre-activation row gives all four gates (in float64 the
+sigmoid gates take SciPy's ``expit``, as the step does: :func:`.fused.tanh_form`)::
 
     z = tanh([a_i / 2, a_f / 2, a_g, a_o / 2])
     i, f, o = z_i / 2 + 1/2, ...           sigma(a) = tanh(a / 2) / 2 + 1/2
@@ -39,8 +40,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from npseq.cells.fused import (add_block_grads, gate_scale, previous, visit_blocks,
-                               visit_times)
+from npseq.cells.fused import (activate, add_block_grads, gate_scale, previous,
+                               visit_blocks, visit_times)
 
 
 class LSTMFusedState(NamedTuple):
@@ -75,8 +76,7 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     h, c = carry0
     H = c.shape[-1]
     dtype = x.dtype
-    half = gate_scale(H, 4, (0, 1, 3), dtype)  # 1/2 on i, f, o; 1 on g
-    offset = 1 - half  # 1/2 for i, f, o; 0 for g
+    half = gate_scale(H, 4, (0, 1, 3), dtype)  # float32: 1/2 on i, f, o; 1 on g
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
     gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 4 * H)  # all steps at once
@@ -95,9 +95,7 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
         z = gates[t]
         np.matmul(h, w_hh.T, out=rec)
         z += rec
-        np.tanh(z, out=z)
-        z *= half  # i, f, o: tanh(a / 2) / 2 + 1/2 = sigma(a); g: tanh(a)
-        z += offset
+        activate(z, H, (0, 1, 3), half)  # i, f, o = sigma(a); g = tanh(a)
         c_new = cs[t] if keep and mask is None else c_buf[n % 2]
         np.multiply(z[:, H:2 * H], c, out=c_new)  # f * c_prev
         np.multiply(z[:, :H], z[:, 2 * H:3 * H], out=ig)  # i * g
