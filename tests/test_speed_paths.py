@@ -323,3 +323,17 @@ def test_benchmark_runs_without_the_blas_overrides():
     assert ("environment: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=2097152 unset for this "
             "run") in lines[0], out
     assert lines[1].startswith("kernel: ") and lines[-1].startswith("matmul peak"), out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1, 2, 7])
+def test_times_transpose_gives_the_bits_of_the_product(D, dtype):
+    """One input feature takes a broadcast multiply instead of a BLAS product with an inner
+    size of 1: the same bits (each entry is one multiplication); other sizes the product."""
+    from npseq.cells.base import times_transpose
+    rng = np.random.default_rng(D)
+    x = rng.standard_normal((300, D)).astype(dtype)
+    w = rng.standard_normal((12, D)).astype(dtype)
+    got = times_transpose(x, w)
+    assert got.shape == (300, 12) and got.dtype == dtype
+    np.testing.assert_array_equal(got, x @ w.T)

@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 
 __all__ = ["StepGrads", "ParamSpec", "FusedPath", "CellKind", "check_kind", "block_steps",
-           "input_projection",
+           "times_transpose", "input_projection",
            "input_backward", "param_grads", "masked_step_forward", "masked_dcarry_prev",
            "cell_forward", "cell_backward", "add_grads", "STANDARD_PARAMS"]
 
@@ -312,6 +312,18 @@ def check_kind(kind: Any, name: str = "kind") -> CellKind:
     return kind
 
 
+def times_transpose(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` for ``x (rows, D)`` and ``w (N, D)``.
+
+    With one input feature (D = 1, e.g. MNIST read pixel by pixel) the product is an outer
+    product, each entry one multiplication: the broadcast ``x * w[:, 0]`` gives the same bits
+    in a quarter to a half of the time BLAS takes for a product with an inner size of 1.
+    """
+    if x.shape[-1] == 1:
+        return x * w[:, 0]
+    return x @ w.T
+
+
 def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
     """``gx = x W_ih^T + b_ih`` for ``x`` of shape ``(..., D)``; returns ``(..., G*H)``.
 
@@ -323,7 +335,7 @@ def input_projection(x: np.ndarray, p: dict) -> np.ndarray:
     if "weight_ih" not in p:
         return x
     w = p["weight_ih"]
-    gx = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
+    gx = times_transpose(x.reshape(-1, x.shape[-1]), w).reshape(x.shape[:-1] + w.shape[:1])
     if "bias_ih" in p:
         gx += p["bias_ih"]
     return gx

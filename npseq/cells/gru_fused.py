@@ -37,6 +37,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from npseq.cells.base import times_transpose
 from npseq.cells.fused import (activate, add_block_grads, gate_scale, previous,
                                visit_blocks, visit_times)
 
@@ -74,7 +75,7 @@ def gru_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fal
     half = gate_scale(H, 3, (0, 1), dtype)  # float32: 1/2 on r and z, 1 on n
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
-    gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 3 * H)  # all steps at once
+    gates = times_transpose(x.reshape(T * B, D), w_ih).reshape(T, B, 3 * H)  # all steps at once
     b_hn = None
     if "bias_ih" in p:
         gates += p["bias_ih"] * half

@@ -40,6 +40,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from npseq.cells.base import times_transpose
 from npseq.cells.fused import (activate, add_block_grads, gate_scale, previous,
                                visit_blocks, visit_times)
 
@@ -79,7 +80,7 @@ def lstm_fused_forward(x: np.ndarray, carry0: tuple, p: dict, reverse: bool = Fa
     half = gate_scale(H, 4, (0, 1, 3), dtype)  # float32: 1/2 on i, f, o; 1 on g
     w_ih = np.asfortranarray(p["weight_ih"] * half[:, None])  # W^T row-major for the products
     w_hh = np.asfortranarray(p["weight_hh"] * half[:, None])
-    gates = np.matmul(x.reshape(T * B, D), w_ih.T).reshape(T, B, 4 * H)  # all steps at once
+    gates = times_transpose(x.reshape(T * B, D), w_ih).reshape(T, B, 4 * H)  # all steps at once
     biases = [p[name] for name in ("bias_ih", "bias_hh") if name in p]
     if biases:
         gates += sum(biases) * half  # b_ih + b_hh, added once
