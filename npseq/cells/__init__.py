@@ -14,6 +14,10 @@ also run by the parallel scan of :mod:`npseq.scan`); derivations in ``docs/moder
 :mod:`.lru` is the LRU (Orvieto et al. 2023), a complex diagonal recurrence held in real
 arrays, with neither ``weight_ih`` nor ``weight_hh`` (``lru_kind``; ``docs/lru.md``).
 
+The plain LSTM and GRU also have a fused whole-sequence path (``CellKind.fused``:
+:mod:`.lstm_fused`, :mod:`.gru_fused`, sharing :mod:`.fused`), which the BPTT driver takes
+where it applies; it equals their step functions to rounding.
+
 The variants (:mod:`.lstm_layernorm`, :mod:`.lstm_labml`, :mod:`.lstm_peephole`,
 :mod:`.gru_reset_before`, each ``<module>_step_forward/_step_backward``; CellKinds
 ``LSTM_LAYERNORM``, ``LSTM_LAYERNORM_LABML``, ``LSTM_PEEPHOLE``, ``GRU_RESET_BEFORE``) are chosen from the layer options by :mod:`.variants`; derivations in
