@@ -17,7 +17,8 @@ skips the runs already there and does the rest.
 
 Models (``MODELS``, one entry each; add yours with one line, or ``--models module:attr``):
 ``RNN`` (tanh), ``IRNN`` (ReLU, identity recurrent matrix, zero biases: Le et al. 2015),
-``LSTM`` (forget-gate bias 1), ``GRU``, ``IndRNN``, ``MinGRU``, ``MinLSTM``: one layer each,
+``LSTM`` (forget-gate bias 1), ``GRU``, ``IndRNN``, ``MinGRU``, ``MinLSTM``, ``LRU``
+(eigenvalue moduli in [0.9, 0.999]), ``sLSTM``, ``mLSTM`` (one head): one layer each,
 its hidden size chosen so that the whole model (layer + linear read-out) has about
 ``--params`` parameters (printed before the grid). ``LSTM256x2`` is the configuration a user
 learned from: a 2-layer LSTM with hidden size 256, Adam at 1e-3, whatever ``--params``;
@@ -98,11 +99,16 @@ MODELS = {
     "LSTM256x2drop": ModelSpec(lambda *a, **kw: npseq.LSTM(*a, dropout=0.3, zoneout=0.1, **kw),
                                num_layers=2, hidden_size=256, lr=1e-3,
                                note="the same, dropout 0.3 between the layers, zoneout 0.1"),
+    "LRU": ModelSpec(lambda *a, **kw: npseq.LRU(*a, r_min=0.9, r_max=0.999, **kw),
+                     note="eigenvalue moduli in [0.9, 0.999] (Orvieto et al.'s long-range "
+                          "setting)"),
+    "sLSTM": ModelSpec(lambda *a, **kw: npseq.SLSTM(*a, **kw), note="one head"),
+    "mLSTM": ModelSpec(lambda *a, **kw: npseq.MLSTM(*a, **kw), note="one head"),
     # one line per new layer with the (input_size, hidden_size, num_layers, ...) signature,
-    # looked up when a run builds it, e.g.
-    # "LRU": ModelSpec(lambda *a, **kw: npseq.LRU(*a, **kw)),
+    # looked up when a run builds it
 }
-DEFAULT_MODELS = ("RNN", "IRNN", "LSTM", "GRU", "IndRNN", "MinGRU", "MinLSTM")
+DEFAULT_MODELS = ("RNN", "IRNN", "LSTM", "GRU", "IndRNN", "MinGRU", "MinLSTM", "LRU", "sLSTM",
+                  "mLSTM")
 
 
 def resolve_model(name) -> ModelSpec:
