@@ -296,7 +296,10 @@ def test_explicit_defaults_are_exactly_the_plain_cells(layer_cls, cell_cls, defa
             np.testing.assert_array_equal(u, v)
 
 
-def test_peephole_with_zero_peepholes_is_exactly_the_plain_lstm():
+def test_peephole_with_zero_peepholes_is_exactly_the_plain_lstm(monkeypatch):
+    """Exactly the plain LSTM's steps (its fused path equals them to rounding only)."""
+    import npseq.bptt
+    monkeypatch.setattr(npseq.bptt, "FUSED", False)
     rng = np.random.default_rng(6)
     plain = npseq.LSTM(3, 4, 2, bidirectional=True, seed=0)
     peep = npseq.LSTM(3, 4, 2, bidirectional=True, seed=0, peephole=True)
