@@ -76,6 +76,7 @@ class ModelSpec:
     hidden_size: Optional[int] = None
     lr: Optional[float] = None
     note: str = ""
+    max_hidden: Optional[int] = None  # a cap below the grid's --max-hidden
     takes_length: bool = False  # the factory also takes max_len=, the task's sequence length
 
 
@@ -103,12 +104,14 @@ MODELS = {
                      note="eigenvalue moduli in [0.9, 0.999] (Orvieto et al.'s long-range "
                           "setting)"),
     "sLSTM": ModelSpec(lambda *a, **kw: npseq.SLSTM(*a, **kw), note="one head"),
-    "mLSTM": ModelSpec(lambda *a, **kw: npseq.MLSTM(*a, **kw), note="one head"),
+    "mLSTM": ModelSpec(lambda *a, **kw: npseq.MLSTM(*a, **kw), max_hidden=64,
+                       note="one head; at most 64 units: its (H, H) matrix memory makes a "
+                            "step cost B H^2 (about 1 s a training step at T = 100, B = 64, "
+                            "H = 64 here), so it is not in the default list"),
     # one line per new layer with the (input_size, hidden_size, num_layers, ...) signature,
     # looked up when a run builds it
 }
-DEFAULT_MODELS = ("RNN", "IRNN", "LSTM", "GRU", "IndRNN", "MinGRU", "MinLSTM", "LRU", "sLSTM",
-                  "mLSTM")
+DEFAULT_MODELS = ("RNN", "IRNN", "LSTM", "GRU", "IndRNN", "MinGRU", "MinLSTM", "LRU", "sLSTM")
 
 
 def resolve_model(name) -> ModelSpec:
@@ -157,12 +160,13 @@ def match_hidden_size(spec, task, params, maximum=256):
     Cells without a recurrent matrix (IndRNN, MinGRU, MinLSTM) have about ``G (D + 2) H``
     parameters for ``D`` inputs: on the adding problem (``D = 2``) a budget that gives an
     LSTM 48 units would give them over a thousand, and a step over a thousand units costs
-    more than the budget suggests. ``maximum`` caps that; such a model then has fewer
+    more than the budget suggests. ``maximum`` caps that (and ``spec.max_hidden``, if lower);
+    such a model then has fewer
     parameters than the budget, as the printed table shows."""
     if spec.hidden_size is not None:
         return spec.hidden_size
     count = lambda h: count_parameters(build_model(spec, task, h, 0))
-    lo, hi = 1, maximum
+    lo, hi = 1, min(maximum, spec.max_hidden or maximum)
     while lo < hi:  # smallest h with count(h) >= params
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if count(mid) < params else (lo, mid)

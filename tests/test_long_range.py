@@ -133,6 +133,17 @@ def test_matched_hidden_size_gives_the_closest_parameter_count(model):
     assert long_range.match_hidden_size(spec, task, 10**7, maximum=20) == 20
 
 
+def test_a_model_s_own_cap_on_the_hidden_size():
+    """mLSTM's matrix memory costs B H^2 a step: its spec caps it at 64 units, below the
+    grid's --max-hidden; a model without a cap of its own gets the grid's."""
+    task = npseq.tasks.make_task("adding-10", test_size=1)
+    mlstm, lstm = long_range.resolve_model("mLSTM"), long_range.resolve_model("LSTM")
+    assert mlstm.max_hidden == 64 and "mLSTM" not in long_range.DEFAULT_MODELS
+    assert long_range.match_hidden_size(mlstm, task, 10**7, maximum=256) == 64
+    assert long_range.match_hidden_size(mlstm, task, 10**7, maximum=20) == 20
+    assert long_range.match_hidden_size(lstm, task, 10**7, maximum=100) == 100
+
+
 def test_the_user_configuration_is_two_lstm_layers_of_256_with_adam_1e_3():
     spec = long_range.resolve_model("LSTM256x2")
     assert (spec.num_layers, spec.hidden_size, spec.lr) == (2, 256, 1e-3)
