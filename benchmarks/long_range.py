@@ -18,13 +18,14 @@ skips the runs already there and does the rest.
 Models (``MODELS``, one entry each; add yours with one line, or ``--models module:attr``):
 ``RNN`` (tanh), ``IRNN`` (ReLU, identity recurrent matrix, zero biases: Le et al. 2015),
 ``LSTM`` (forget-gate bias 1), ``GRU``, ``IndRNN``, ``MinGRU``, ``MinLSTM``, ``LRU``
-(eigenvalue moduli in [0.9, 0.999]), ``sLSTM``, ``mLSTM`` (one head): one layer each,
+(eigenvalue moduli in [0.9, 0.999]), ``sLSTM`` (one head): one layer each,
 its hidden size chosen so that the whole model (layer + linear read-out) has about
 ``--params`` parameters (printed before the grid). ``LSTM256x2`` is the configuration a user
 learned from: a 2-layer LSTM with hidden size 256, Adam at 1e-3, whatever ``--params``;
 the default grid (no ``--models``) runs it on ``mnist-rows`` only, with ``LSTM256x2drop``,
 the same with dropout and zoneout (the ablation). Not in the default grid: ``LSTMchrono``,
-an LSTM with the chrono initialisation for the task's length.
+an LSTM with the chrono initialisation for the task's length, and ``mLSTM`` (at most 64
+units; slow).
 
 Tasks: ``DEFAULT_TASKS`` (about an hour on 2 cores), or ``--full`` for ``FULL_TASKS``, which
 adds adding-500, copy-200 and pixel MNIST (many hours: a pixel-MNIST LSTM step takes about a
