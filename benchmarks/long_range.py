@@ -27,7 +27,7 @@ the same with dropout and zoneout (the ablation). Not in the default grid: ``LST
 an LSTM with the chrono initialisation for the task's length, and ``mLSTM`` (at most 64
 units; slow).
 
-Tasks: ``DEFAULT_TASKS`` (about an hour on 2 cores), or ``--full`` for ``FULL_TASKS``, which
+Tasks: ``DEFAULT_TASKS`` (under an hour on 2 cores), or ``--full`` for ``FULL_TASKS``, which
 adds adding-500, copy-200 and pixel MNIST (many hours: a pixel-MNIST LSTM step takes about a
 second).
 ``module:attr`` names an :class:`npseq.CellKind` (run by :class:`npseq.Recurrent`) or a
