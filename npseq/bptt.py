@@ -68,6 +68,7 @@ import numpy as np
 
 from npseq.cells.base import (CellKind, add_grads, block_steps, input_projection,
                               masked_dcarry_prev, masked_step_forward, param_grads)
+from npseq.cells.fused import block_slice, visit_times
 
 #: Run a kind's fused path (``CellKind.fused``) where it applies. False: every kind runs
 #: step by step (the reference; checkpointing always does).
@@ -86,24 +87,6 @@ class SequenceRecord(NamedTuple):
     zoneout: Optional[tuple] = None  # per state: None, a weight z, or (T, B, .) 0/1 masks
     recurrent_mask: Optional[np.ndarray] = None  # (B, H_out) recurrent dropout's mask m
     fused: Any = None  # the state of the kind's fused path, when the forward took it
-
-
-def _times(T: int, reverse: bool) -> range:
-    """Time indices in the order a direction visits them."""
-    return range(T - 1, -1, -1) if reverse else range(T)
-
-
-def _block(j: int, T: int, S: int, reverse: bool) -> slice:
-    """Time slice of block ``j``: the j-th run of S steps in visit order."""
-    if reverse:
-        return slice(max(T - (j + 1) * S, 0), T - j * S)
-    return slice(j * S, min((j + 1) * S, T))
-
-
-def _visit(block: slice, reverse: bool) -> range:
-    """The times of a block (or any time slice) in visit order."""
-    return range(block.stop - 1, block.start - 1, -1) if reverse else range(block.start,
-                                                                            block.stop)
 
 
 def _forward_layout(p: dict) -> dict:
@@ -134,7 +117,7 @@ class _Projections:
         if j not in self.blocks:
             if len(self.blocks) == 2:
                 del self.blocks[next(iter(self.blocks))]  # the older one
-            sl = _block(j, self.T, self.S, self.reverse)
+            sl = block_slice(j, self.T, self.S, self.reverse)
             self.blocks[j] = (sl.start, input_projection(self.x[sl], self.p))
         start, gx = self.blocks[j]
         return gx[t - start]
@@ -227,7 +210,7 @@ def sequence_forward(kind: CellKind, x: np.ndarray, carry0: tuple, p: dict,
     p = _forward_layout(p)
     gx = _Projections(x, p, reverse)
     out = np.empty((T, B, carry0[0].shape[-1]), dtype=x.dtype)  # (T, B, H_out)
-    times = _times(T, reverse)
+    times = visit_times(0, T, reverse)
     if recurrent_mask is not None and kind.recurrent_dropout is None:
         raise ValueError(f"recurrent_mask: {kind.name} does not take recurrent dropout "
                          f"(its CellKind.recurrent_dropout is None), got a mask")
@@ -258,7 +241,7 @@ class _Recomputed:
         p = _forward_layout(p)
         self.kind, self.record, self.p = kind, record, p
         self.gx = _Projections(record.x, p, record.reverse)
-        self.times = _times(record.x.shape[0], record.reverse)
+        self.times = visit_times(0, record.x.shape[0], record.reverse)
         self.caches = {}
 
     def __getitem__(self, t):
@@ -333,14 +316,14 @@ def sequence_backward(kind: CellKind, dout: np.ndarray, dcarry_last: tuple,
     dcarry = dcarry_last
     dcarries = tuple(np.empty((T,) + d.shape, dout.dtype) for d in dcarry) if trace else ()
     for j in reversed(range(-(-T // S))):
-        block = _block(j, T, S, reverse)
+        block = block_slice(j, T, S, reverse)
         steps = block.stop - block.start
         dgx = np.empty((steps, B, gx_size), dtype=dout.dtype)
         dgh: Optional[np.ndarray] = None  # a separate (steps, B, G*H) buffer once a step's dgh
         # is not its dgx
         h_prev: Any = (np.empty((steps, B, dcarry[0].shape[-1]), dtype=dout.dtype)
                   if recurrent else None)
-        for t in reversed(_visit(block, reverse)):
+        for t in reversed(visit_times(block.start, block.stop, reverse)):
             i = t - block.start
             cache = caches[t]
             if mask is None:

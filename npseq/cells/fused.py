@@ -14,8 +14,8 @@ from scipy.special import expit
 
 from npseq.cells.base import block_steps, param_grads
 
-__all__ = ["tanh_form", "gate_scale", "activate", "visit_times", "visit_blocks", "previous",
-           "add_block_grads"]
+__all__ = ["tanh_form", "gate_scale", "activate", "visit_times", "block_slice", "visit_blocks",
+           "previous", "add_block_grads"]
 
 
 def tanh_form(dtype: Any) -> bool:
@@ -60,11 +60,19 @@ def visit_times(start: int, stop: int, reverse: bool) -> range:
     return range(stop - 1, start - 1, -1) if reverse else range(start, stop)
 
 
+def block_slice(j: int, T: int, S: int, reverse: bool) -> slice:
+    """The time slice of block ``j``: the j-th run of ``S`` steps in visit order."""
+    if reverse:
+        return slice(max(T - (j + 1) * S, 0), T - j * S)
+    return slice(j * S, min((j + 1) * S, T))
+
+
 def visit_blocks(T: int, B: int, reverse: bool) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` of each block of steps, the last visited first (for a backward)."""
     S = block_steps(B)
     for j in reversed(range(-(-T // S))):
-        yield (max(T - (j + 1) * S, 0), T - j * S) if reverse else (j * S, min((j + 1) * S, T))
+        block = block_slice(j, T, S, reverse)
+        yield block.start, block.stop
 
 
 def previous(a: np.ndarray, first: np.ndarray, start: int, stop: int, reverse: bool
