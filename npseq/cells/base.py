@@ -373,8 +373,9 @@ def param_grads(x: np.ndarray, h_prev: Optional[np.ndarray], dgx: np.ndarray,
         dgh2 = dgh.reshape(-1, dgh.shape[-1])  # type: ignore[union-attr]
         grads["weight_hh"] = dgh2.T @ h_prev.reshape(  # type: ignore[union-attr]
             -1, h_prev.shape[-1])  # type: ignore[union-attr]
-        if "bias_hh" in p:
-            grads["bias_hh"] = dgh2.sum(axis=0)
+        if "bias_hh" in p:  # the same sum as bias_ih's when the two gradients are one array
+            grads["bias_hh"] = (grads["bias_ih"].copy() if dgh is dgx and "bias_ih" in grads
+                                else dgh2.sum(axis=0))
     return grads
 
 
