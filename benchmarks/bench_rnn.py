@@ -196,17 +196,28 @@ def machine(threads):
 PEAK_N = 1024  # the matrix product that measures the peak: (n x n) @ (n x n)
 
 
-def matmul(dtype):
-    """A function running one ``PEAK_N x PEAK_N`` matrix product of ``dtype``."""
+def matmul(dtype, library="numpy"):
+    """A function running one ``PEAK_N x PEAK_N`` matrix product of ``dtype``, in NumPy (its
+    OpenBLAS) or in torch (``torch.matmul``: its own BLAS, MKL in the x86 CPU wheels)."""
     n = PEAK_N
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    if library == "torch":
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+        return lambda: torch.matmul(a, b)
     return lambda: a @ b
 
 
-def matmul_peak(dtype, rounds=7):
+def torch_blas():
+    """The BLAS torch was built with (``BLAS_INFO`` of ``torch.__config__.show()``)."""
+    info = [part.split("=", 1)[1] for part in torch.__config__.show().replace(",", " ").split()
+            if part.startswith("BLAS_INFO=")]
+    return info[0] if info else "unknown BLAS"
+
+
+def matmul_peak(dtype, rounds=7, library="numpy"):
     """Best GFLOP/s of the peak product."""
-    product = matmul(dtype)
+    product = matmul(dtype, library)
     product()
     return 2 * PEAK_N ** 3 / min(_time(product) for _ in range(rounds)) / 1e9
 
@@ -529,6 +540,9 @@ def main(args, grid=None):
     peaks = {d: matmul_peak(d, rounds) for d in args.dtypes}
     print(f"matmul peak ({PEAK_N} x {PEAK_N} product, best of {rounds}): " + ", ".join(
         f"{d} {p:.1f} GFLOP/s" for d, p in peaks.items()))
+    if torch is not None:  # where the products rule, the two BLAS libraries set the pace
+        print(f"torch's own product, same size ({torch_blas()}): " + ", ".join(
+            f"{d} {matmul_peak(d, rounds, 'torch'):.1f} GFLOP/s" for d in args.dtypes))
     if args.peak_only:
         return
     if grid is None:
