@@ -77,6 +77,9 @@ def _close(a, b, tol, what):
     (400, 3, 4, 6, 2, True),  # 171 steps a block: 3 blocks, the last one short
     (21, 64, 5, 7, 2, True),  # 8 steps a block: 3 blocks
     (1, 2, 3, 4, 1, True),  # a single step
+    (600, 1, 3, 4, 1, True),  # one sequence: 512 steps a block, 2 blocks
+    (7, 2, 1, 3, 2, False),  # one feature: the input product is a broadcast multiplication
+    (200, 3, 400, 64, 1, True),  # W_ih past fused.BATCHED_INPUT_ENTRIES: products a block, 2
 ])
 def test_fused_equals_the_step_functions(T, B, D, H, num_layers, bidirectional, dtype, cell,
                                          lengths, monkeypatch):
