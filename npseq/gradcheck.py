@@ -82,15 +82,34 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     return grad
 
 
-def rel_error(a: ArrayLike, b: ArrayLike) -> float:
-    """Relative error ``max |a - b| / max(max |a|, max |b|)``; 0 when both are zero."""
+def _check_floor(floor: Any) -> float:
+    """A finite real number >= 0 (not a bool), as a float."""
+    if isinstance(floor, (bool, np.bool_)) or not isinstance(floor, numbers.Real):
+        raise TypeError(f"floor: expected a number >= 0, got {floor!r} "
+                        f"({type(floor).__name__})")
+    if not (np.isfinite(floor) and floor >= 0):  # type: ignore[call-overload, operator]
+        raise ValueError(f"floor: expected a finite number >= 0, got {floor!r}")
+    return float(floor)
+
+
+def rel_error(a: ArrayLike, b: ArrayLike, floor: float = 0.0) -> float:
+    """Relative error ``max |a - b| / max(max |a|, max |b|, floor)``; 0 when the
+    denominator is zero.
+
+    ``floor`` > 0 measures arrays smaller than it against ``floor``: an absolute error,
+    scaled. Central differences have an absolute error of their own, about
+    ``1e-16 * |loss| / eps`` (1e-10 at ``eps=1e-6``, whatever the gradient's size), so a
+    gradient that is tiny everywhere (a cancellation, a mostly dropped path) shows a large
+    relative error that measures the differences, not the backward.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"rel_error: shapes differ, {a.shape} and {b.shape}")
+    floor = _check_floor(floor)
     if a.size == 0:
         return 0.0
-    scale = max(np.max(np.abs(a)), np.max(np.abs(b)))
+    scale = max(np.max(np.abs(a)), np.max(np.abs(b)), floor)
     return 0.0 if scale == 0 else float(np.max(np.abs(a - b)) / scale)
 
 
@@ -140,7 +159,7 @@ def _generators(module: Any) -> list:
 
 
 def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: StateLike = None,
-                    *, seed: Seed = 0, eps: float = 1e-6,
+                    *, seed: Seed = 0, eps: float = 1e-6, floor: float = 0.0,
                     **forward_kwargs: Any) -> dict[str, float]:
     """Compare every analytic gradient of a cell or layer with central differences.
 
@@ -167,20 +186,23 @@ def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: St
     state : the initial state, or None (then no state gradient is checked)
     seed : None, int or numpy.random.Generator, for the upstream gradients
     eps : float, > 0, the central-difference step
+    floor : float, >= 0, the smallest scale an error is measured against
+        (:func:`rel_error`); 0: every tensor against its own largest entry
 
     Returns
     -------
     dict of str -> float
-        The relative error (:func:`rel_error`) of each tensor: ``"x"``, ``"state"`` or
-        ``"state[0]"``, ``"state[1]"``, and every parameter name.
+        The relative error (:func:`rel_error` with ``floor``) of each tensor: ``"x"``,
+        ``"state"`` or ``"state[0]"``, ``"state[1]"``, and every parameter name.
 
     Raises
     ------
     TypeError
-        ``module`` is not an npseq module with a backward, ``seed`` or ``eps`` has the
-        wrong type.
+        ``module`` is not an npseq module with a backward, ``seed``, ``eps`` or ``floor``
+        has the wrong type.
     ValueError
-        ``eps`` is not finite and positive, or ``seed`` is negative.
+        ``eps`` is not finite and positive, ``floor`` not finite and >= 0, or ``seed`` is
+        negative.
 
     Examples
     --------
@@ -195,6 +217,7 @@ def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: St
                         f"npseq.LSTM), got {type(module).__name__}")
     upstream_rng = make_rng(seed)
     eps = check_positive("eps", eps)
+    floor = _check_floor(floor)
     x = np.array(as_array("x", x, module.dtype))  # a copy: perturbed in place below
     state_arrays = [np.array(s, dtype=module.dtype) for s in _flatten(state)]
     state = _like(state, state_arrays)
@@ -236,7 +259,7 @@ def check_gradients(module: Union[RNNBase, RNNCellBase], x: ArrayLike, state: St
         numeric[k] = numerical_gradient(loss, p, eps)
     for k, g in module.grads.items():  # leave the check's own gradients, as documented
         g[...] = analytic[k]
-    return {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    return {k: rel_error(analytic[k], numeric[k], floor) for k in numeric}
 
 
 def format_report(errors: dict, tol: float = 1e-6) -> str:

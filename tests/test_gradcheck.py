@@ -34,6 +34,25 @@ def test_rel_error():
         rel_error(np.zeros(2), np.zeros(3))
 
 
+def test_rel_error_floor_measures_tiny_arrays_against_it():
+    a, b = np.array([1e-5, -2e-5]), np.array([1e-5 + 4e-10, -2e-5])
+    assert rel_error(a, b) == pytest.approx(4e-10 / 2e-5, rel=1e-9)  # its own scale
+    assert rel_error(a, b, floor=0.05) == pytest.approx(4e-10 / 0.05, rel=1e-9)
+    big = np.array([3.0, -1.0])
+    assert rel_error(big, big + 1e-3, floor=0.05) == pytest.approx(1e-3 / 3.001, rel=1e-9)
+    assert rel_error(np.zeros(2), np.zeros(2), floor=0.05) == 0.0
+    for bad, error in [(-1.0, ValueError), (np.inf, ValueError), ("0.1", TypeError),
+                       (True, TypeError)]:
+        with pytest.raises(error, match="floor"):
+            rel_error(a, b, floor=bad)
+
+
+def test_check_gradients_refuses_a_bad_floor():
+    cell = npseq.GRUCell(3, 4, seed=0)
+    with pytest.raises(ValueError, match="floor: expected a finite number >= 0, got -0.1"):
+        check_gradients(cell, np.ones((2, 3)), floor=-0.1)
+
+
 def test_format_report_marks_failures():
     text = format_report({"x": 1e-9, "weight_hh": 0.3})
     lines = text.splitlines()

@@ -54,7 +54,9 @@ def lru_cases(draw):
 @given(lru_cases())
 def test_every_gradient_matches_central_differences(case):
     m, x, x0, lengths, seed = case
-    errors = check_gradients(m, x, x0, lengths=lengths, seed=seed)
+    # floor: a parameter whose gradient cancels to ~1e-5 everywhere is measured against 0.05,
+    # not against itself (central differences err by about 1e-10 absolutely)
+    errors = check_gradients(m, x, x0, lengths=lengths, seed=seed, floor=0.05)
     assert set(errors) == {"x"} | ({"state"} if x0 is not None else set()) | set(m.params)
     assert max(errors.values()) < 1e-6, errors
 

@@ -80,7 +80,10 @@ def test_gradients_under_the_masks_drawn_match_central_differences(case):
     the outputs. Catches a missing ``m *`` on dh_prev (the driver's or the GRU's), a
     masked carry on the GRU's direct path, a checkpoint replaying another mask."""
     m, x, state, lengths, seed = case
-    errors = check_gradients(m, x, state, seed=seed, lengths=lengths)
+    # floor: a tensor whose gradient is tiny everywhere (h0 behind a mask that drops most of
+    # it) is measured against 0.05, not against itself: central differences err by about
+    # 1e-10 absolutely, which relative to a gradient of 1e-3 would read 1e-7.
+    errors = check_gradients(m, x, state, seed=seed, lengths=lengths, floor=0.05)
     assert max(errors.values()) < 1e-7, errors
 
 
