@@ -173,7 +173,8 @@ def lstm_fused_backward(dout: np.ndarray, dcarry_last: tuple, state: LSTMFusedSt
         K, Q, F, douts, P, da = K_[:n], Q_[:n], F_[:n], douts_[:n], P_[:n], da_[:n]
         times_tanh_slope(o, phi, K)  # K = o (1 - tanh(c)^2)
         times_sigmoid_slope(g, i, P[:, 0])  # P_i = g i (1 - i)
-        times_sigmoid_slope(previous(cs, c0.T, start, stop, reverse), f, P[:, 1])  # c_prev f (1 - f)
+        c_prev = previous(cs, c0.T, start, stop, reverse)
+        times_sigmoid_slope(c_prev, f, P[:, 1])  # P_f = c_prev f (1 - f)
         times_tanh_slope(i, g, P[:, 2])  # P_g = i (1 - g^2)
         times_sigmoid_slope(phi, o, Q)  # Q = tanh(c) o (1 - o)
         np.copyto(F, f)
