@@ -19,7 +19,7 @@ medians, the ratio NEW / BASE (below 1: NEW is faster) and the larger spread,
 ``(q75 - q25) / median`` over the rounds, of the eight timings; rows spreading by more than
 10% are flagged. As in ``bench_rnn.py``, the process runs with ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` unset (it re-executes itself without them) so that OpenBLAS runs the
-kernel a user's machine would. Run time: about 2 minutes for one cell and dtype with the
+kernel a user's machine would. Run time: about a minute for one cell and dtype with the
 default 9 rounds on 2 cores, a sixth of that with ``--quick``.
 """
 import argparse
@@ -75,9 +75,12 @@ def load_revision(rev, folder):
     else:
         root = os.path.join(folder, rev.replace("/", "_"))
         os.makedirs(root)
-        archive = subprocess.run(["git", "-C", REPO, "archive", rev, "npseq"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", root], input=archive, check=True)
+        archive = subprocess.run(["git", "-C", REPO, "archive", rev, "npseq"],
+                                 capture_output=True)
+        if archive.returncode != 0:
+            raise SystemExit(f"ab_revisions.py: expected a git revision of {REPO} holding "
+                             f"npseq/, got {rev!r} ({archive.stderr.decode().strip()})")
+        subprocess.run(["tar", "-x", "-C", root], input=archive.stdout, check=True)
     ours = [name for name in sys.modules if name == "npseq" or name.startswith("npseq.")]
     if ours:
         raise RuntimeError(f"npseq is already imported ({ours[0]}): load revisions first")

@@ -344,3 +344,32 @@ def test_times_transpose_gives_the_bits_of_the_product(D, dtype):
     got = times_transpose(x, w)
     assert got.shape == (300, 12) and got.dtype == dtype
     np.testing.assert_array_equal(got, x @ w.T)
+
+
+def test_ab_revisions_prints_one_row_a_shape_and_names_a_bad_revision():
+    """``benchmarks/ab_revisions.py`` imports npseq at a git revision beside the working
+    tree and prints one row a grid shape (structure only: the times are the machine's)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout: ab_revisions.py reads git revisions")
+    script = str(root / "benchmarks" / "ab_revisions.py")
+    env = dict(os.environ, PYTHONPATH="")  # the revisions are imported from their folders
+    run = subprocess.run([sys.executable, script, "HEAD", "--quick", "--cells", "RNN",
+                          "--rounds", "2"], env=env, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    rows = [line for line in run.splitlines() if line.startswith("| RNN | float32 |")]
+    assert len(rows) == 6, run
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 11, row
+        for value in cells[3:9]:
+            assert float(value) > 0, row
+        assert cells[10] in ("ok", "! spread"), row
+    bad = subprocess.run([sys.executable, script, "no-such-revision"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+    assert "expected a git revision" in bad.stderr and "'no-such-revision'" in bad.stderr
