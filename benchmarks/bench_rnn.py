@@ -11,7 +11,7 @@ Usage::
 LSTM and GRU, ``CellKind.fused``) against its own step loop (``npseq.bptt.FUSED = False``),
 timed interleaved at every grid shape: about 5 minutes for LSTM and GRU in both dtypes.
 
-Run time on 2 idle cores: about 10 minutes for the default run (36 rows), about a minute with
+Run time on 2 idle cores: 6-10 minutes for the default run (36 rows), about a minute with
 ``--quick`` (T/5, 3 rounds, the checkpointing line at T=400). Under load it is far longer:
 with other programs keeping the load average at 1.6-4 on 2 cores, the default run took 29.5
 minutes (at 7, its first 7 of 30 rows took 25). The run prints the load average at its start
@@ -70,7 +70,7 @@ def parse_args(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="T/5, 3 rounds, checkpointing at T=400: about a minute on 2 idle "
-                         "cores (the default run: about 10)")
+                         "cores (the default run: 6-10)")
     ap.add_argument("--cells", default="LSTM,GRU,RNN")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
