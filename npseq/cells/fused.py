@@ -58,8 +58,9 @@ def activate(z: np.ndarray, s: np.ndarray, rest: Optional[np.ndarray], tanh_form
 def transposed(w: np.ndarray, rows: int = 64) -> np.ndarray:
     """A C-contiguous copy of ``w.T``, copied ``rows`` rows of ``w`` at a time.
 
-    The recurrent product ``h @ W^T`` runs 10-20% faster with ``W^T`` laid out row-major.
-    NumPy's own transposing copy of a 2048 x 512 float32 matrix takes about 8 times longer
+    The fused backwards multiply by ``W_hh^T`` every step; a product reading ``W^T`` laid out
+    row-major ran faster here than one reading the transposed view ``W.T`` (``h @ W^T`` at
+    (B, H) = (32, 128): 31.5 us against 42.4). NumPy's own transposing copy of a 2048 x 512 float32 matrix takes about 8 times longer
     than this blocked copy (7.5 ms against 0.9 ms: each of its column writes strides 8 KiB).
     """
     out = np.empty((w.shape[1], w.shape[0]), dtype=w.dtype)
